@@ -1,0 +1,7 @@
+//! Protea's storage layer: the ledger state machine and the backends that make it durable.
+//!
+//! [`ledger`] holds the rules (pure, no I/O). Backends prefetch, call the ledger and
+//! persist its output; [`embedded`] is the default one, on a single redb file. This crate
+//! never sees HTTP types or wire formats, and never holds personal information.
+
+pub mod ledger;
