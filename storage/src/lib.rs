@@ -1,7 +1,13 @@
 //! Protea's storage layer: the ledger state machine and the backends that make it durable.
 //!
 //! [`ledger`] holds the rules (pure, no I/O). Backends prefetch, call the ledger and
-//! persist its output; [`embedded`] is the default one, on a single redb file. This crate
-//! never sees HTTP types or wire formats, and never holds personal information.
+//! persist its output; [`embedded`] is the default one, on a single redb file. [`tenants`]
+//! describes tenants and the digests of their API keys. This crate never sees HTTP types
+//! or wire formats, and never holds personal information.
 
+pub mod embedded;
+mod error;
 pub mod ledger;
+pub mod tenants;
+
+pub use error::StoreError;

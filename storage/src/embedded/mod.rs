@@ -1,0 +1,279 @@
+//! The embedded backend: the whole ledger in one redb file under the data directory.
+//!
+//! The default store, so the gateway runs on a fresh machine with no server. One writer
+//! thread ([`writer`]) commits every batch from every core, fsynced before any result is
+//! returned; reads run on the caller's thread in redb read transactions (MVCC, so they
+//! never wait for the writer). Opening checks the format version and that money is
+//! conserved in every ledger of every tenant, and refuses to start otherwise.
+//! One process at a time: redb locks the file.
+
+mod codec;
+mod tables;
+mod writer;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use redb::{Database, DatabaseError, ReadableDatabase, ReadableTable};
+use tokio::sync::oneshot;
+
+use crate::error::StoreError;
+use crate::ledger::{Account, Event, Key, Outcome, TenantId, Transfer};
+use crate::tenants::{ApiKeyRecord, NewTenant, Tenant};
+use codec::{decode_account, decode_transfer};
+use tables::{
+    ACCOUNT_TRANSFERS, ACCOUNTS, API_KEYS, FAILURES, FORMAT_VERSION, META, META_FORMAT,
+    META_TIMESTAMP_LAST, PENDING_EXPIRIES, PENDING_STATUSES, TENANT_NAMES, TENANTS, TRANSFERS,
+};
+use writer::{Job, WriterLimits};
+
+/// The database file's name inside the data directory.
+pub const DATABASE_FILE: &str = "protea.redb";
+
+/// Settings of the embedded store.
+#[derive(Clone, Debug)]
+pub struct EmbeddedConfig {
+    /// Directory holding the database file; created if missing.
+    pub data_dir: PathBuf,
+    /// Most jobs waiting for the writer (each is one core's batch).
+    pub writer_queue_max: usize,
+    /// Most expired pending transfers released per commit.
+    pub expire_batch_max: usize,
+    /// How often an idle writer looks for expired pending transfers.
+    pub expiry_scan_interval: Duration,
+}
+
+impl EmbeddedConfig {
+    /// Defaults for everything but the directory.
+    pub fn in_dir(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            writer_queue_max: 256,
+            expire_batch_max: 1024,
+            expiry_scan_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// The embedded store. Share it with `Arc`; call [`Embedded::close`] once at shutdown.
+pub struct Embedded {
+    db: std::sync::Arc<Database>,
+    jobs: SyncSender<Job>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Embedded {
+    /// Opens (or creates) the store, checks it, and starts its writer thread.
+    pub fn open(config: &EmbeddedConfig) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(&config.data_dir)?;
+        let path = config.data_dir.join(DATABASE_FILE);
+        let db = std::sync::Arc::new(open_database(&path)?);
+        let timestamp_last = initialise(&db)?;
+        check_conservation(&db)?;
+        let (jobs, receiver) = sync_channel(config.writer_queue_max);
+        let limits = WriterLimits {
+            expire_batch_max: config.expire_batch_max,
+            expiry_scan_interval: config.expiry_scan_interval,
+        };
+        let writer_db = db.clone();
+        let writer = std::thread::Builder::new()
+            .name("protea-writer".into())
+            .spawn(move || writer::run(&writer_db, &receiver, limits, timestamp_last))?;
+        Ok(Self { db, jobs, writer: Mutex::new(Some(writer)) })
+    }
+
+    /// Applies `events` as one durable batch: the outcomes arrive after the commit.
+    pub async fn submit(&self, events: Vec<Event>) -> Result<Vec<Outcome>, StoreError> {
+        let (reply, outcome) = oneshot::channel();
+        self.send(Job::Batch(events, reply))?;
+        outcome.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Creates a tenant with its first API key.
+    pub async fn create_tenant(&self, new: NewTenant) -> Result<Tenant, StoreError> {
+        let (reply, outcome) = oneshot::channel();
+        self.send(Job::CreateTenant(new, reply))?;
+        outcome.await.map_err(|_| StoreError::Closed)?
+    }
+
+    fn send(&self, job: Job) -> Result<(), StoreError> {
+        self.jobs.try_send(job).map_err(|error| match error {
+            TrySendError::Full(_) => StoreError::Overloaded,
+            TrySendError::Disconnected(_) => StoreError::Closed,
+        })
+    }
+
+    /// Finishes every job queued so far, then stops the writer and waits for it.
+    pub fn close(&self) {
+        let _ = self.jobs.send(Job::Shutdown);
+        let handle = self.writer.lock().ok().and_then(|mut writer| writer.take());
+        if let Some(handle) = handle
+            && handle.join().is_err()
+        {
+            tracing::error!("the storage writer thread panicked");
+        }
+    }
+
+    /// The account `key`, if it exists.
+    pub fn account(&self, key: Key) -> Result<Option<Account>, StoreError> {
+        let txn = self.db.begin_read().map_err(StoreError::from)?;
+        let table = txn.open_table(ACCOUNTS)?;
+        let value = table.get((key.tenant, key.id))?;
+        value.map(|bytes| decode_account(bytes.value())).transpose()
+    }
+
+    /// The transfer `key`, if it exists.
+    pub fn transfer(&self, key: Key) -> Result<Option<Transfer>, StoreError> {
+        let txn = self.db.begin_read().map_err(StoreError::from)?;
+        let table = txn.open_table(TRANSFERS)?;
+        let value = table.get((key.tenant, key.id))?;
+        value.map(|bytes| decode_transfer(bytes.value())).transpose()
+    }
+
+    /// Up to `limit` transfers of account `key` with a timestamp after `after`, oldest
+    /// first. `None` when the account does not exist.
+    pub fn account_transfers(
+        &self,
+        key: Key,
+        after: u64,
+        limit: usize,
+    ) -> Result<Option<Vec<Transfer>>, StoreError> {
+        let txn = self.db.begin_read().map_err(StoreError::from)?;
+        if txn.open_table(ACCOUNTS)?.get((key.tenant, key.id))?.is_none() {
+            return Ok(None);
+        }
+        let history = txn.open_table(ACCOUNT_TRANSFERS)?;
+        let transfers = txn.open_table(TRANSFERS)?;
+        let start = (key.tenant, key.id, after.saturating_add(1));
+        let mut page = Vec::with_capacity(limit.min(1024));
+        for entry in history.range(start..=(key.tenant, key.id, u64::MAX))?.take(limit) {
+            let (_, transfer_id) = entry?;
+            let bytes = transfers
+                .get((key.tenant, transfer_id.value()))?
+                .ok_or_else(|| StoreError::Corrupt("history names a missing transfer".into()))?;
+            page.push(decode_transfer(bytes.value())?);
+        }
+        Ok(Some(page))
+    }
+
+    /// Every API key, to fill the gateway's in-memory cache.
+    pub fn api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        let txn = self.db.begin_read().map_err(StoreError::from)?;
+        let table = txn.open_table(API_KEYS)?;
+        let mut keys = Vec::new();
+        for entry in table.iter()? {
+            let (key_id, value) = entry?;
+            keys.push(decode_api_key(key_id.value(), value.value())?);
+        }
+        Ok(keys)
+    }
+
+    /// Every tenant.
+    pub fn tenants(&self) -> Result<Vec<Tenant>, StoreError> {
+        let txn = self.db.begin_read().map_err(StoreError::from)?;
+        let table = txn.open_table(TENANTS)?;
+        let mut tenants = Vec::new();
+        for entry in table.iter()? {
+            let (id, name) = entry?;
+            tenants.push(Tenant { id: id.value(), name: name.value().to_owned() });
+        }
+        Ok(tenants)
+    }
+
+    /// Whether the database answers a read.
+    pub fn is_ready(&self) -> bool {
+        self.db.begin_read().is_ok()
+    }
+}
+
+impl Drop for Embedded {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn open_database(path: &Path) -> Result<Database, StoreError> {
+    Database::create(path).map_err(|error| match error {
+        DatabaseError::DatabaseAlreadyOpen => StoreError::Locked { path: path.to_owned() },
+        other => StoreError::Io(format!("opening {}: {other}", path.display())),
+    })
+}
+
+/// Creates every table, checks the format version, and returns the newest timestamp.
+fn initialise(db: &Database) -> Result<u64, StoreError> {
+    let txn = db.begin_write()?;
+    let timestamp_last = {
+        txn.open_table(ACCOUNTS)?;
+        txn.open_table(TRANSFERS)?;
+        txn.open_table(FAILURES)?;
+        txn.open_table(PENDING_STATUSES)?;
+        txn.open_table(PENDING_EXPIRIES)?;
+        txn.open_table(ACCOUNT_TRANSFERS)?;
+        txn.open_table(TENANTS)?;
+        txn.open_table(TENANT_NAMES)?;
+        txn.open_table(API_KEYS)?;
+        let mut meta = txn.open_table(META)?;
+        let format = meta.get(META_FORMAT)?.map(|v| v.value());
+        match format {
+            None => {
+                meta.insert(META_FORMAT, FORMAT_VERSION)?;
+            }
+            Some(FORMAT_VERSION) => {}
+            Some(other) => {
+                return Err(StoreError::Corrupt(format!(
+                    "database format {other}, this build reads {FORMAT_VERSION}"
+                )));
+            }
+        }
+        meta.get(META_TIMESTAMP_LAST)?.map_or(0, |v| v.value())
+    };
+    txn.commit()?;
+    Ok(timestamp_last)
+}
+
+#[derive(Default)]
+struct LedgerTotals {
+    debits_pending: u128,
+    debits_posted: u128,
+    credits_pending: u128,
+    credits_posted: u128,
+}
+
+/// Checks, after reading every account, that debits equal credits in every ledger.
+fn check_conservation(db: &Database) -> Result<(), StoreError> {
+    let txn = db.begin_read().map_err(StoreError::from)?;
+    let table = txn.open_table(ACCOUNTS)?;
+    let mut totals: HashMap<(TenantId, u32), LedgerTotals> = HashMap::new();
+    for entry in table.iter()? {
+        let (key, bytes) = entry?;
+        let account = decode_account(bytes.value())?;
+        let t = totals.entry((key.value().0, account.ledger)).or_default();
+        t.debits_pending += u128::from(account.debits_pending);
+        t.debits_posted += u128::from(account.debits_posted);
+        t.credits_pending += u128::from(account.credits_pending);
+        t.credits_posted += u128::from(account.credits_posted);
+    }
+    for ((tenant, ledger), t) in totals {
+        if t.debits_pending != t.credits_pending || t.debits_posted != t.credits_posted {
+            return Err(StoreError::Invariant(format!(
+                "tenant {tenant} ledger {ledger}: debits and credits differ"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn decode_api_key(key_id: &str, value: &[u8]) -> Result<ApiKeyRecord, StoreError> {
+    let corrupt = || StoreError::Corrupt("api key record".into());
+    let (tenant, digest) = value.split_first_chunk::<8>().ok_or_else(corrupt)?;
+    let secret_digest: [u8; 32] = digest.try_into().map_err(|_| corrupt())?;
+    Ok(ApiKeyRecord {
+        key_id: key_id.to_owned(),
+        tenant: TenantId::from_le_bytes(*tenant),
+        secret_digest,
+    })
+}

@@ -1,0 +1,72 @@
+//! The storage layer's errors. Every variant says whether a caller may retry; messages
+//! may carry paths and internal detail, so they go to logs, never to clients.
+
+use std::path::PathBuf;
+
+/// A storage failure.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Another process holds the database (redb allows one process at a time).
+    #[error("the database {path} is in use by another process (is a gateway running?)")]
+    Locked {
+        /// The database file.
+        path: PathBuf,
+    },
+    /// Reading or writing the database failed; nothing of the failed batch was written.
+    #[error("storage I/O failed: {0}")]
+    Io(String),
+    /// A stored record could not be decoded.
+    #[error("stored record is corrupt: {0}")]
+    Corrupt(String),
+    /// Stored data breaks a ledger invariant (for example, money is not conserved).
+    #[error("stored data breaks an invariant: {0}")]
+    Invariant(String),
+    /// The store is shutting down or its writer has stopped.
+    #[error("storage is shutting down")]
+    Closed,
+    /// The writer's queue is full; try again shortly.
+    #[error("storage writer queue is full")]
+    Overloaded,
+    /// A tenant with this name exists already.
+    #[error("a tenant named {0:?} exists already")]
+    TenantExists(String),
+}
+
+impl StoreError {
+    /// Whether the same request may succeed if retried later.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Io(_) | Self::Closed | Self::Overloaded)
+    }
+
+    /// A fixed, low-cardinality name for metrics labels.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Locked { .. } => "locked",
+            Self::Io(_) => "io",
+            Self::Corrupt(_) => "corrupt",
+            Self::Invariant(_) => "invariant",
+            Self::Closed => "closed",
+            Self::Overloaded => "overloaded",
+            Self::TenantExists(_) => "tenant_exists",
+        }
+    }
+}
+
+macro_rules! io_errors {
+    ($($source:ty),+) => {
+        $(impl From<$source> for StoreError {
+            fn from(error: $source) -> Self {
+                Self::Io(error.to_string())
+            }
+        })+
+    };
+}
+
+io_errors!(
+    redb::Error,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError,
+    std::io::Error
+);
