@@ -1,0 +1,5 @@
+//! Integration tests of the `pool` crate, through its public API only.
+
+mod batcher;
+mod cores;
+mod listener;
