@@ -1,1 +1,18 @@
-//! placeholder
+//! Protea's gateway: listeners, HTTP routing, authentication, handlers, configuration.
+//!
+//! The only crate that knows the wire formats and HTTP. It depends on `storage` (the
+//! ledger and its store), `pool` (per-core runtimes and the batcher) and `crypto`;
+//! nothing depends on it but its binary and the benchmarks. See `docs/ARCHITECTURE.md`.
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod errors;
+pub mod handlers;
+pub mod logging;
+pub mod metrics;
+pub mod router;
+pub mod run;
+pub mod server;
+pub mod tenant_cmd;
+pub mod wire;

@@ -1,1 +1,58 @@
-fn main() {}
+//! The `gateway` binary: parse the configuration, install logging, run. An invalid
+//! configuration exits with code 64 and names the key.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use gateway::config::{Cli, Command};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// `EX_USAGE` from sysexits.h: the configuration is wrong.
+const EXIT_CONFIG: u8 = 64;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) if error.use_stderr() => {
+            let _ = error.print();
+            return ExitCode::from(EXIT_CONFIG);
+        }
+        Err(help) => {
+            let _ = help.print();
+            return ExitCode::SUCCESS;
+        }
+    };
+    match cli.command {
+        Some(Command::Tenant(command)) => report(gateway::tenant_cmd::run(command)),
+        Some(Command::Serve(args)) => serve(&args),
+        None => serve(&cli.serve),
+    }
+}
+
+fn serve(args: &gateway::config::ServeArgs) -> ExitCode {
+    let config = match args.validate(pool::cores::available_cores()) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("{error}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    if let Err(error) = gateway::logging::init(&config.log) {
+        eprintln!("invalid configuration: log: {error}");
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    report(gateway::run::serve(config))
+}
+
+fn report(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), "gateway failed");
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

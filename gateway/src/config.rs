@@ -1,0 +1,223 @@
+//! Configuration: clap flags with environment fallbacks (the raw layer), validated into a
+//! typed [`Config`]. Every key is documented in `docs/configuration.md`; a bad value is a
+//! [`ConfigError`] naming the key, which `main` turns into exit code 64. Nothing here
+//! opens files or sockets.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+/// The most events one request may carry (an array body); fixed by the API.
+pub const REQUEST_EVENTS_MAX: usize = 8190;
+
+/// Protea: a transaction gateway for payment networks.
+#[derive(Debug, Parser)]
+#[command(name = "gateway", version, about, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// What to do; `serve` when omitted.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Server flags (for `serve`, or when no command is given).
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+/// Commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway (the default).
+    Serve(ServeArgs),
+    /// Manage tenants (payment networks) and their API keys.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+}
+
+/// Tenant commands. They open the store directly, so the gateway must not be running on
+/// the same data directory.
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant and print its first API key (the secret is shown only once).
+    Create {
+        /// Unique name: 1-64 characters of a-z, 0-9, '_' and '-'.
+        name: String,
+        /// Storage flags.
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+    /// List tenants.
+    List {
+        /// Storage flags.
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+}
+
+/// Where the data lives.
+#[derive(Clone, Debug, Args)]
+pub struct StorageArgs {
+    /// Directory of the embedded store (created if missing).
+    #[arg(long = "data-dir", env = "PROTEA_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+}
+
+/// Raw server flags, before validation.
+#[derive(Clone, Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (HTTP/1.1 and h2c).
+    #[arg(long, env = "PROTEA_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Storage flags.
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    /// Cores to run (one runtime, listener and batcher each); default: all cores.
+    #[arg(long, env = "PROTEA_THREADS")]
+    pub threads: Option<usize>,
+    /// Most events in one group commit (at least 8190, the largest request).
+    #[arg(long, env = "PROTEA_BATCH_SIZE_MAX", default_value_t = 8190)]
+    pub batch_size_max: usize,
+    /// Most requests waiting for a core's batcher; past it, 503 with Retry-After.
+    #[arg(long, env = "PROTEA_QUEUE_DEPTH_MAX", default_value_t = 1024)]
+    pub queue_depth_max: usize,
+    /// Largest request body in bytes; past it, 413.
+    #[arg(long, env = "PROTEA_BODY_BYTES_MAX", default_value_t = 4 * 1024 * 1024)]
+    pub body_bytes_max: usize,
+    /// Most open client connections per process; past it, new ones are closed.
+    #[arg(long, env = "PROTEA_CONNECTIONS_MAX", default_value_t = 10_000)]
+    pub connections_max: usize,
+    /// Seconds to wait for in-flight requests after SIGTERM before closing connections.
+    #[arg(long, env = "PROTEA_DRAIN_TIMEOUT_SECONDS", default_value_t = 25)]
+    pub drain_timeout_seconds: u64,
+    /// Seconds a client has to send a request's headers.
+    #[arg(long, env = "PROTEA_HEADER_READ_TIMEOUT_SECONDS", default_value_t = 10)]
+    pub header_read_timeout_seconds: u64,
+    /// Log filter (tracing syntax, e.g. `info` or `gateway=debug`).
+    #[arg(long, env = "PROTEA_LOG", default_value = "info")]
+    pub log: String,
+}
+
+/// Validated server configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Directory of the embedded store.
+    pub data_dir: PathBuf,
+    /// Cores to run.
+    pub threads: usize,
+    /// Most events in one group commit.
+    pub batch_size_max: usize,
+    /// Most requests waiting per core.
+    pub queue_depth_max: usize,
+    /// Largest request body.
+    pub body_bytes_max: usize,
+    /// Most open connections per process.
+    pub connections_max: usize,
+    /// Grace period for in-flight requests at shutdown.
+    pub drain_timeout: Duration,
+    /// Time allowed to send request headers.
+    pub header_read_timeout: Duration,
+    /// Log filter.
+    pub log: String,
+}
+
+/// A configuration value that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {key}: {message}")]
+pub struct ConfigError {
+    /// The flag's name (its environment variable is `PROTEA_` + upper case).
+    pub key: &'static str,
+    /// What is wrong.
+    pub message: String,
+}
+
+fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError { key, message: message.into() }
+}
+
+fn within(
+    key: &'static str,
+    value: usize,
+    range: std::ops::RangeInclusive<usize>,
+) -> Result<usize, ConfigError> {
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        Err(invalid(key, format!("{value} is outside {}..={}", range.start(), range.end())))
+    }
+}
+
+impl ServeArgs {
+    /// Validates the flags into a [`Config`]; `cores` is the machine's core count.
+    pub fn validate(&self, cores: usize) -> Result<Config, ConfigError> {
+        let listen = self
+            .listen
+            .parse()
+            .map_err(|_| invalid("listen", format!("{:?} is not an address like 127.0.0.1:8080", self.listen)))?;
+        let threads = within("threads", self.threads.unwrap_or(cores), 1..=1024)?;
+        let batch_size_max = within("batch-size-max", self.batch_size_max, REQUEST_EVENTS_MAX..=1_000_000)?;
+        if self.drain_timeout_seconds > 3600 {
+            return Err(invalid("drain-timeout-seconds", "must be at most 3600"));
+        }
+        if !(1..=600).contains(&self.header_read_timeout_seconds) {
+            return Err(invalid("header-read-timeout-seconds", "must be from 1 to 600"));
+        }
+        Ok(Config {
+            listen,
+            data_dir: self.storage.data_dir.clone(),
+            threads,
+            batch_size_max,
+            queue_depth_max: within("queue-depth-max", self.queue_depth_max, 1..=1_000_000)?,
+            body_bytes_max: within("body-bytes-max", self.body_bytes_max, 1024..=256 * 1024 * 1024)?,
+            connections_max: within("connections-max", self.connections_max, 1..=1_000_000)?,
+            drain_timeout: Duration::from_secs(self.drain_timeout_seconds),
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_seconds),
+            log: self.log.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(extra: &[&str]) -> ServeArgs {
+        let mut argv = vec!["gateway"];
+        argv.extend_from_slice(extra);
+        Cli::try_parse_from(argv).unwrap().serve
+    }
+
+    #[test]
+    fn defaults_validate() {
+        let config = args(&[]).validate(4).unwrap();
+        assert_eq!(config.threads, 4);
+        assert_eq!(config.batch_size_max, REQUEST_EVENTS_MAX);
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let cases: [(&[&str], &str); 5] = [
+            (&["--listen", "nowhere"], "listen"),
+            (&["--threads", "0"], "threads"),
+            (&["--batch-size-max", "100"], "batch-size-max"),
+            (&["--queue-depth-max", "0"], "queue-depth-max"),
+            (&["--body-bytes-max", "10"], "body-bytes-max"),
+        ];
+        for (flags, key) in cases {
+            let error = args(flags).validate(2).unwrap_err();
+            assert_eq!(error.key, key, "{flags:?}");
+        }
+    }
+
+    #[test]
+    fn tenant_create_parses() {
+        let cli = Cli::try_parse_from(["gateway", "tenant", "create", "acme", "--data-dir", "/x"]).unwrap();
+        let Some(Command::Tenant(TenantCommand::Create { name, storage })) = cli.command else {
+            panic!("expected tenant create");
+        };
+        assert_eq!(name, "acme");
+        assert_eq!(storage.data_dir, PathBuf::from("/x"));
+    }
+}

@@ -1,0 +1,315 @@
+//! Route handlers: authenticate, read and decode the body, hand events to this core's
+//! batcher or read the store, and write the response into one buffer.
+//!
+//! Handlers never map errors to statuses themselves (that is [`crate::errors`]) and
+//! never log request bodies, secrets or personal information.
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::Incoming;
+use storage::ledger::{Event, Key, Outcome, Record, ResultCode, TenantId};
+
+use crate::app::Core;
+use crate::config::REQUEST_EVENTS_MAX;
+use crate::errors::{ApiError, Body, json_response, result_status};
+use crate::metrics::ResultLabels;
+use crate::router::RouteId;
+use crate::wire::{self, DecodeLimits, Decoded};
+
+/// JSON nesting a valid body never exceeds (array, object, flags array) plus slack.
+const DEPTH_MAX: usize = 8;
+/// Largest page of an account's transfers.
+const PAGE_LIMIT_MAX: usize = 1000;
+/// Page size when `limit` is absent.
+const PAGE_LIMIT_DEFAULT: usize = 100;
+
+/// Serves `route` for `request`; `id` is the parsed `{id}` segment where the route has one.
+pub async fn handle(
+    core: &Core,
+    route: RouteId,
+    id: u128,
+    request: Request<Incoming>,
+) -> Result<Response<Body>, ApiError> {
+    match route {
+        RouteId::Livez => Ok(status_json(StatusCode::OK, "live")),
+        RouteId::Readyz => Ok(readiness(core)),
+        RouteId::Metrics => Ok(metrics(core)),
+        RouteId::CreateAccounts => create_accounts(core, request).await,
+        RouteId::CreateTransfers => create_transfers(core, request).await,
+        RouteId::GetAccount => get_account(core, id, &request),
+        RouteId::GetTransfer => get_transfer(core, id, &request),
+        RouteId::ListAccountTransfers => list_account_transfers(core, id, &request),
+    }
+}
+
+fn status_json(status: StatusCode, word: &str) -> Response<Body> {
+    json_response(status, format!("{{\"status\":\"{word}\"}}").into_bytes())
+}
+
+fn readiness(core: &Core) -> Response<Body> {
+    let draining = core.app.draining.load(std::sync::atomic::Ordering::Relaxed);
+    if !draining && core.app.store.is_ready() {
+        status_json(StatusCode::OK, "ready")
+    } else {
+        status_json(StatusCode::SERVICE_UNAVAILABLE, "not_ready")
+    }
+}
+
+fn metrics(core: &Core) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::from(core.app.metrics.encode())));
+    let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+/// Reads the whole body, refusing more than `limit` bytes (up front when the client
+/// declares a larger Content-Length).
+async fn read_body(request: Request<Incoming>, limit: usize) -> Result<Vec<u8>, ApiError> {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(ApiError::BodyTooLarge { limit });
+    }
+    match Limited::new(request.into_body(), limit).collect().await {
+        Ok(collected) => Ok(Vec::from(collected.to_bytes())),
+        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => {
+            Err(ApiError::BodyTooLarge { limit })
+        }
+        Err(_) => Err(ApiError::BodyRead),
+    }
+}
+
+fn decode_limits() -> DecodeLimits {
+    DecodeLimits { events_max: REQUEST_EVENTS_MAX, depth_max: DEPTH_MAX }
+}
+
+async fn create_accounts(core: &Core, request: Request<Incoming>) -> Result<Response<Body>, ApiError> {
+    let tenant = core.app.keys.authenticate(request.headers())?;
+    let mut body = read_body(request, core.app.config.body_bytes_max).await?;
+    let decoded = wire::decode_accounts(&mut body, &decode_limits())?;
+    let ids: Vec<u128> = decoded.as_slice().iter().map(|a| a.id).collect();
+    let one = matches!(decoded, Decoded::One(_));
+    let events = decoded.into_vec().into_iter().map(|a| Event::CreateAccount(tenant, a)).collect();
+    let outcomes = core.batcher.submit(events).await?;
+    count_results(core, "account", &outcomes);
+    Ok(creation_response(one, &ids, &outcomes))
+}
+
+async fn create_transfers(core: &Core, request: Request<Incoming>) -> Result<Response<Body>, ApiError> {
+    let tenant = core.app.keys.authenticate(request.headers())?;
+    let mut body = read_body(request, core.app.config.body_bytes_max).await?;
+    let decoded = wire::decode_transfers(&mut body, &decode_limits())?;
+    let ids: Vec<u128> = decoded.as_slice().iter().map(|t| t.id).collect();
+    let one = matches!(decoded, Decoded::One(_));
+    let events = decoded.into_vec().into_iter().map(|t| Event::CreateTransfer(tenant, t)).collect();
+    let outcomes = core.batcher.submit(events).await?;
+    count_results(core, "transfer", &outcomes);
+    Ok(creation_response(one, &ids, &outcomes))
+}
+
+/// Counts results per code, then touches each metric once.
+fn count_results(core: &Core, event: &'static str, outcomes: &[Outcome]) {
+    let mut counts = [0u64; 256];
+    for outcome in outcomes {
+        counts[outcome.code as usize] += 1;
+    }
+    for code in ResultCode::ALL {
+        let count = counts[*code as usize];
+        if count > 0 {
+            let labels = ResultLabels { event, result: code.as_str() };
+            core.app.metrics.ledger_results.get_or_create(&labels).inc_by(count);
+        }
+    }
+}
+
+fn creation_response(one: bool, ids: &[u128], outcomes: &[Outcome]) -> Response<Body> {
+    if one && let (Some(id), Some(outcome)) = (ids.first(), outcomes.first()) {
+        let mut body = Vec::with_capacity(512);
+        write_single_outcome(&mut body, *id, outcome);
+        return json_response(result_status(outcome.code), body);
+    }
+    let mut body = Vec::with_capacity(32 + outcomes.len() * 96);
+    body.extend_from_slice(b"{\"results\":[");
+    for (index, (id, outcome)) in ids.iter().zip(outcomes).enumerate() {
+        if index > 0 {
+            body.push(b',');
+        }
+        write_outcome_item(&mut body, index, *id, outcome);
+    }
+    body.extend_from_slice(b"]}");
+    json_response(StatusCode::OK, body)
+}
+
+fn write_result_fields(out: &mut Vec<u8>, id: u128, outcome: &Outcome) {
+    out.extend_from_slice(b"\"id\":");
+    wire::write_str(out, &uuid_string(id));
+    out.extend_from_slice(b",\"result\":\"");
+    out.extend_from_slice(outcome.code.as_str().as_bytes());
+    out.push(b'"');
+    if let Some(first) = outcome.failed_with {
+        out.extend_from_slice(b",\"original_result\":\"");
+        out.extend_from_slice(first.as_str().as_bytes());
+        out.push(b'"');
+    }
+}
+
+fn write_single_outcome(out: &mut Vec<u8>, id: u128, outcome: &Outcome) {
+    out.push(b'{');
+    write_result_fields(out, id, outcome);
+    match &outcome.record {
+        Some(Record::Account(account)) => {
+            out.extend_from_slice(b",\"account\":");
+            wire::write_account(out, account);
+        }
+        Some(Record::Transfer(transfer)) => {
+            out.extend_from_slice(b",\"transfer\":");
+            wire::write_transfer(out, transfer);
+        }
+        None => {}
+    }
+    out.push(b'}');
+}
+
+fn write_outcome_item(out: &mut Vec<u8>, index: usize, id: u128, outcome: &Outcome) {
+    out.extend_from_slice(b"{\"index\":");
+    wire::write_u64(out, index as u64);
+    out.push(b',');
+    write_result_fields(out, id, outcome);
+    if let Some(Record::Account(a)) = &outcome.record {
+        write_timestamp(out, a.timestamp);
+    }
+    if let Some(Record::Transfer(t)) = &outcome.record {
+        write_timestamp(out, t.timestamp);
+    }
+    out.push(b'}');
+}
+
+fn write_timestamp(out: &mut Vec<u8>, timestamp: u64) {
+    out.extend_from_slice(b",\"timestamp\":");
+    wire::write_u64(out, timestamp);
+}
+
+fn uuid_string(id: u128) -> String {
+    String::from_utf8_lossy(&wire::encode_uuid(id)).into_owned()
+}
+
+fn tenant_of(core: &Core, request: &Request<Incoming>) -> Result<TenantId, ApiError> {
+    core.app.keys.authenticate(request.headers())
+}
+
+fn get_account(core: &Core, id: u128, request: &Request<Incoming>) -> Result<Response<Body>, ApiError> {
+    let tenant = tenant_of(core, request)?;
+    let account = core.app.store.account(Key::new(tenant, id))?.ok_or(ACCOUNT_NOT_FOUND)?;
+    let mut body = Vec::with_capacity(512);
+    wire::write_account(&mut body, &account);
+    Ok(json_response(StatusCode::OK, body))
+}
+
+fn get_transfer(core: &Core, id: u128, request: &Request<Incoming>) -> Result<Response<Body>, ApiError> {
+    let tenant = tenant_of(core, request)?;
+    let transfer = core.app.store.transfer(Key::new(tenant, id))?.ok_or(ApiError::NotFound {
+        code: "transfer_not_found",
+        message: "no transfer with this id",
+    })?;
+    let mut body = Vec::with_capacity(512);
+    wire::write_transfer(&mut body, &transfer);
+    Ok(json_response(StatusCode::OK, body))
+}
+
+const ACCOUNT_NOT_FOUND: ApiError =
+    ApiError::NotFound { code: "account_not_found", message: "no account with this id" };
+
+/// The `limit` and `after` query parameters of a history page.
+struct PageQuery {
+    limit: usize,
+    after: u64,
+}
+
+fn page_query(query: Option<&str>) -> Result<PageQuery, ApiError> {
+    let mut page = PageQuery { limit: PAGE_LIMIT_DEFAULT, after: 0 };
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match name {
+            "limit" => page.limit = parse_limit(value)?,
+            "after" => {
+                page.after = value.parse().map_err(|_| ApiError::InvalidParam {
+                    param: "after",
+                    message: "after must be the next_after value of the previous page",
+                })?;
+            }
+            _ => {
+                return Err(ApiError::InvalidParam {
+                    param: "query",
+                    message: "unknown query parameter; expected limit and after",
+                });
+            }
+        }
+    }
+    Ok(page)
+}
+
+fn parse_limit(value: &str) -> Result<usize, ApiError> {
+    let invalid =
+        ApiError::InvalidParam { param: "limit", message: "limit must be an integer from 1 to 1000" };
+    match value.parse::<usize>() {
+        Ok(limit) if (1..=PAGE_LIMIT_MAX).contains(&limit) => Ok(limit),
+        _ => Err(invalid),
+    }
+}
+
+fn list_account_transfers(
+    core: &Core,
+    id: u128,
+    request: &Request<Incoming>,
+) -> Result<Response<Body>, ApiError> {
+    let tenant = tenant_of(core, request)?;
+    let page = page_query(request.uri().query())?;
+    let mut transfers = core
+        .app
+        .store
+        .account_transfers(Key::new(tenant, id), page.after, page.limit + 1)?
+        .ok_or(ACCOUNT_NOT_FOUND)?;
+    let has_more = transfers.len() > page.limit;
+    transfers.truncate(page.limit);
+    let mut body = Vec::with_capacity(64 + transfers.len() * 400);
+    body.extend_from_slice(b"{\"data\":[");
+    for (index, transfer) in transfers.iter().enumerate() {
+        if index > 0 {
+            body.push(b',');
+        }
+        wire::write_transfer(&mut body, transfer);
+    }
+    body.extend_from_slice(b"],\"has_more\":");
+    body.extend_from_slice(if has_more { b"true" } else { b"false" });
+    body.extend_from_slice(b",\"next_after\":");
+    match transfers.last().filter(|_| has_more) {
+        Some(last) => {
+            body.push(b'"');
+            wire::write_u64(&mut body, last.timestamp);
+            body.push(b'"');
+        }
+        None => body.extend_from_slice(b"null"),
+    }
+    body.push(b'}');
+    Ok(json_response(StatusCode::OK, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_query_defaults_and_bounds() {
+        let page = page_query(None).unwrap();
+        assert_eq!((page.limit, page.after), (PAGE_LIMIT_DEFAULT, 0));
+        let page = page_query(Some("limit=5&after=123")).unwrap();
+        assert_eq!((page.limit, page.after), (5, 123));
+        for bad in ["limit=0", "limit=1001", "limit=x", "after=-1", "cursor=3"] {
+            assert!(page_query(Some(bad)).is_err(), "{bad}");
+        }
+    }
+}

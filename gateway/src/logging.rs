@@ -1,0 +1,17 @@
+//! JSON logs on stdout (tracing). Events carry request ids where there is a request;
+//! nothing logs secrets, bodies or personal information.
+
+use tracing_subscriber::EnvFilter;
+
+/// Installs the JSON subscriber with `filter` (tracing's directive syntax).
+pub fn init(filter: &str) -> Result<(), String> {
+    let filter = EnvFilter::try_new(filter).map_err(|e| e.to_string())?;
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_current_span(false)
+        .with_span_list(false)
+        .with_writer(std::io::stdout)
+        .try_init()
+        .map_err(|e| e.to_string())
+}

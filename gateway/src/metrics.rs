@@ -1,0 +1,153 @@
+//! Prometheus metrics (prometheus-client), shared by every core.
+//!
+//! Label values come from fixed sets (route templates, status codes, result codes, core
+//! indexes), so cardinality is bounded. Metrics never carry ids, tenants' data or personal
+//! information.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Labels of a finished request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// Route template, e.g. `/v1/transfers`, or `unmatched`.
+    pub route: &'static str,
+    /// HTTP method.
+    pub method: &'static str,
+    /// HTTP status code.
+    pub status: u16,
+}
+
+/// Labels of a ledger result.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    /// `account` or `transfer`.
+    pub event: &'static str,
+    /// The result code.
+    pub result: &'static str,
+}
+
+/// Labels naming a core.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CoreLabels {
+    /// The core's index.
+    pub core: u32,
+}
+
+/// Every metric the gateway exports.
+pub struct Metrics {
+    registry: Registry,
+    /// Request latency by route, method and status.
+    pub request_duration_seconds: Family<RequestLabels, Histogram>,
+    /// Ledger results by event kind and code.
+    pub ledger_results: Family<ResultLabels, Counter>,
+    /// Events per group commit.
+    pub batch_events: Family<CoreLabels, Histogram>,
+    /// Requests per group commit.
+    pub batch_requests: Family<CoreLabels, Histogram>,
+    /// Time from the start of a flush to its durable commit.
+    pub flush_duration_seconds: Family<CoreLabels, Histogram>,
+    /// Requests waiting in a core's batcher queue.
+    pub queue_depth: Family<CoreLabels, Gauge>,
+    /// Open client connections.
+    pub connections_open: Gauge,
+    /// Connections refused because `connections_max` was reached.
+    pub connections_refused: Counter,
+}
+
+fn latency_buckets() -> Histogram {
+    Histogram::new(exponential_buckets(0.000_05, 2.0, 18))
+}
+
+fn size_buckets() -> Histogram {
+    Histogram::new(exponential_buckets(1.0, 2.0, 15))
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("protea");
+        let request_duration_seconds = Family::new_with_constructor(latency_buckets as fn() -> _);
+        let ledger_results = Family::default();
+        let batch_events = Family::new_with_constructor(size_buckets as fn() -> _);
+        let batch_requests = Family::new_with_constructor(size_buckets as fn() -> _);
+        let flush_duration_seconds = Family::new_with_constructor(latency_buckets as fn() -> _);
+        let queue_depth = Family::default();
+        let connections_open = Gauge::default();
+        let connections_refused = Counter::default();
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency by route, method and status",
+            request_duration_seconds.clone(),
+        );
+        registry.register("ledger_results", "Ledger event results by kind and code", ledger_results.clone());
+        registry.register("batch_events", "Events per group commit, by core", batch_events.clone());
+        registry.register("batch_requests", "Requests per group commit, by core", batch_requests.clone());
+        registry.register(
+            "flush_duration_seconds",
+            "Time from flush start to durable commit, by core",
+            flush_duration_seconds.clone(),
+        );
+        registry.register("queue_depth", "Requests waiting for a core's batcher", queue_depth.clone());
+        registry.register("connections_open", "Open client connections", connections_open.clone());
+        registry.register(
+            "connections_refused",
+            "Connections closed at accept because connections_max was reached",
+            connections_refused.clone(),
+        );
+        Self {
+            registry,
+            request_duration_seconds,
+            ledger_results,
+            batch_events,
+            batch_requests,
+            flush_duration_seconds,
+            queue_depth,
+            connections_open,
+            connections_refused,
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::with_capacity(16 * 1024);
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            tracing::error!("encoding metrics failed");
+        }
+        out
+    }
+
+    /// Records a finished request.
+    pub fn observe_request(&self, labels: &RequestLabels, elapsed: Duration) {
+        self.request_duration_seconds.get_or_create(labels).observe(elapsed.as_secs_f64());
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Feeds one core's flushes into [`Metrics`].
+pub struct CoreFlushObserver {
+    /// The shared metrics.
+    pub metrics: Arc<Metrics>,
+    /// The core's labels.
+    pub core: CoreLabels,
+}
+
+impl pool::batcher::FlushObserver for CoreFlushObserver {
+    fn flushed(&self, requests: usize, events: usize, latency: Duration) {
+        self.metrics.batch_events.get_or_create(&self.core).observe(events as f64);
+        self.metrics.batch_requests.get_or_create(&self.core).observe(requests as f64);
+        self.metrics.flush_duration_seconds.get_or_create(&self.core).observe(latency.as_secs_f64());
+    }
+}

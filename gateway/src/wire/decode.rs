@@ -1,0 +1,951 @@
+//! Request bodies to ledger events: create-accounts and create-transfers JSON, parsed in
+//! place.
+//!
+//! simd-json builds a tape over the request buffer (strings are unescaped in place and
+//! borrowed); we walk that tape once, matching keys to fields and filling the ledger's
+//! `NewAccount`/`NewTransfer` directly. A body is one event object or an array of them,
+//! and [`Decoded`] keeps which, because the response shape follows it. The first problem
+//! rejects the whole body with a [`WireError`] naming the field by JSON path.
+//!
+//! Decoding must never allocate per field or per event beyond the output vector and
+//! simd-json's own buffers (error paths excepted), never panic on any input, and never
+//! repeat more than [`ECHO_BYTES_MAX`](super::ECHO_BYTES_MAX) bytes of client input in an
+//! error. It checks types and ranges only; the ledger decides what the values mean (a
+//! zero account id on a plain transfer is the ledger's `debit_account_id_must_not_be_zero`,
+//! not a wire error).
+
+use simd_json::{Buffers, ErrorType, Node, StaticNode};
+use storage::ledger::{AMOUNT_MAX, AccountFlags, NewAccount, NewTransfer, TransferFlags};
+
+use super::{UUID_DIGITS, WireError, echo};
+
+/// The most events one request may carry (TigerBeetle's batch size).
+pub const EVENTS_MAX: usize = 8190;
+
+/// The deepest nesting a body needs: an array of events, each an object holding the
+/// `flags` array. Limits below this reject valid bodies.
+pub const DEPTH_NEEDED: usize = 3;
+
+/// Bounds on a body, checked while parsing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DecodeLimits {
+    /// The most events an array may hold (at most [`EVENTS_MAX`] makes sense).
+    pub events_max: usize,
+    /// The deepest nesting of arrays and objects simd-json accepts before giving up with
+    /// `invalid_json`; at least [`DEPTH_NEEDED`]. It bounds the parser's work on hostile
+    /// input such as `[[[[...]]]]`.
+    pub depth_max: usize,
+}
+
+/// What a body held: one event object, or an array of them. The response mirrors it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decoded<T> {
+    /// The body was a single object.
+    One(T),
+    /// The body was an array of 1 to `events_max` objects.
+    Many(Vec<T>),
+}
+
+impl<T> Decoded<T> {
+    /// The events, in body order.
+    pub fn as_slice(&self) -> &[T] {
+        match self {
+            Self::One(event) => std::slice::from_ref(event),
+            Self::Many(events) => events,
+        }
+    }
+
+    /// How many events the body held (never zero).
+    pub fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    /// Whether there are no events; never true for a decoded body.
+    pub fn is_empty(&self) -> bool {
+        self.as_slice().is_empty()
+    }
+
+    /// The events as a vector, in body order.
+    pub fn into_vec(self) -> Vec<T> {
+        match self {
+            Self::One(event) => vec![event],
+            Self::Many(events) => events,
+        }
+    }
+}
+
+/// Decodes a create-accounts body: an account object or an array of them. `body` is
+/// parsed in place and left scrambled.
+///
+/// # Errors
+///
+/// A [`WireError`] for the first problem found: malformed JSON, a wrong top-level shape,
+/// an empty or oversized array, or a missing, unknown, duplicated or invalid field.
+pub fn decode_accounts(
+    body: &mut [u8],
+    limits: &DecodeLimits,
+) -> Result<Decoded<NewAccount>, WireError> {
+    decode::<AccountSchema>(body, limits)
+}
+
+/// Decodes a create-transfers body: a transfer object or an array of them. `body` is
+/// parsed in place and left scrambled.
+///
+/// # Errors
+///
+/// As [`decode_accounts`].
+pub fn decode_transfers(
+    body: &mut [u8],
+    limits: &DecodeLimits,
+) -> Result<Decoded<NewTransfer>, WireError> {
+    decode::<TransferSchema>(body, limits)
+}
+
+/// Parses a UUID in its canonical hyphenated 36-character form, in any letter case
+/// (`0190b9a4-7c3e-7d1a-9c1f-3b2a1d4e5f60`), as the big-endian 128-bit integer the ledger
+/// uses. Other forms (no hyphens, braces, `urn:uuid:`) are `None`. No version check.
+pub fn parse_uuid(s: &str) -> Option<u128> {
+    let bytes: &[u8; 36] = s.as_bytes().try_into().ok()?;
+    if bytes[8] != b'-' || bytes[13] != b'-' || bytes[18] != b'-' || bytes[23] != b'-' {
+        return None;
+    }
+    let mut value = 0u128;
+    let mut invalid = 0u8;
+    for position in UUID_DIGITS {
+        let digit = HEX_VALUE[usize::from(bytes[position])];
+        invalid |= digit;
+        value = (value << 4) | u128::from(digit);
+    }
+    (invalid & 0xf0 == 0).then_some(value)
+}
+
+/// Each byte's value as a hex digit, or `0xff`.
+const HEX_VALUE: [u8; 256] = {
+    let mut table = [0xff; 256];
+    let mut i = 0;
+    while i < 10 {
+        table[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        table[b'a' as usize + i] = 10 + i as u8;
+        table[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    table
+};
+
+const UUID_EXAMPLE: &str = "0190b9a4-7c3e-7d1a-9c1f-3b2a1d4e5f60";
+
+/// One event type's fields: how keys map to fields and how a field's value is stored.
+trait Schema {
+    type Event;
+    type Field: Copy + 'static;
+    /// The event with every field zero.
+    const EMPTY: Self::Event;
+    /// Fields that must be present.
+    const REQUIRED: &'static [Self::Field];
+    /// Every field name, for messages.
+    const NAMES: &'static [&'static str];
+
+    fn field(key: &str) -> Option<Self::Field>;
+    fn name(field: Self::Field) -> &'static str;
+    /// This field's bit in a set of seen fields.
+    fn bit(field: Self::Field) -> u32;
+    fn set(event: &mut Self::Event, field: Self::Field, value: Value<'_, '_>) -> Result<(), Fault>;
+}
+
+/// A field value: its node and, for arrays and objects, the nodes nested in it.
+type Value<'t, 'i> = &'t [Node<'i>];
+
+/// What is wrong with a field value, before we know the path to report.
+enum Fault {
+    /// The whole value is wrong: the message follows the field name.
+    Value(String),
+    /// Item `index` of an array value is wrong: the message stands alone.
+    Item(usize, String),
+}
+
+/// Where an event sits: `None` for a lone object, `Some(i)` for index `i` of an array.
+type Slot = Option<usize>;
+
+fn decode<S: Schema>(
+    body: &mut [u8],
+    limits: &DecodeLimits,
+) -> Result<Decoded<S::Event>, WireError> {
+    let mut buffers = Buffers::with_max_depth(body.len(), limits.depth_max);
+    let tape = simd_json::to_tape_with_buffers(body, &mut buffers)
+        .map_err(|error| invalid_json(&error, limits.depth_max))?;
+    decode_root::<S>(&tape.0, limits)
+}
+
+fn decode_root<S: Schema>(
+    nodes: &[Node<'_>],
+    limits: &DecodeLimits,
+) -> Result<Decoded<S::Event>, WireError> {
+    match nodes.first() {
+        Some(Node::Object { .. }) => decode_event::<S>(nodes, None).map(Decoded::One),
+        Some(&Node::Array { len, .. }) => decode_array::<S>(nodes, len, limits).map(Decoded::Many),
+        _ => Err(WireError::whole(
+            WireError::INVALID_FIELD,
+            "the body must be a JSON object or an array of objects".to_owned(),
+        )),
+    }
+}
+
+fn decode_array<S: Schema>(
+    nodes: &[Node<'_>],
+    len: usize,
+    limits: &DecodeLimits,
+) -> Result<Vec<S::Event>, WireError> {
+    check_batch_len(len, limits)?;
+    let mut rest = nodes.get(1..).unwrap_or_default();
+    let mut events = Vec::with_capacity(len);
+    for index in 0..len {
+        let (value, tail) = split_value(rest)?;
+        rest = tail;
+        events.push(decode_event::<S>(value, Some(index))?);
+    }
+    Ok(events)
+}
+
+fn check_batch_len(len: usize, limits: &DecodeLimits) -> Result<(), WireError> {
+    if len == 0 {
+        let message = format!("the array is empty; send 1 to {} events", limits.events_max);
+        return Err(WireError::whole(WireError::EMPTY_BATCH, message));
+    }
+    if len > limits.events_max {
+        let message =
+            format!("the array holds {len} events; at most {} are allowed", limits.events_max);
+        return Err(WireError::whole(WireError::TOO_MANY_EVENTS, message));
+    }
+    Ok(())
+}
+
+fn decode_event<S: Schema>(nodes: &[Node<'_>], slot: Slot) -> Result<S::Event, WireError> {
+    let Some((&Node::Object { len, .. }, mut rest)) = nodes.split_first() else {
+        return Err(not_an_object(slot));
+    };
+    let mut event = S::EMPTY;
+    let mut seen = 0u32;
+    for _ in 0..len {
+        let (key, value, tail) = split_entry(rest)?;
+        rest = tail;
+        let field = S::field(key).ok_or_else(|| unknown_field(slot, key, S::NAMES))?;
+        let name = S::name(field);
+        if seen & S::bit(field) != 0 {
+            let message = format!("duplicate field \"{name}\"");
+            return Err(WireError::at(WireError::INVALID_FIELD, message, param(slot, name)));
+        }
+        seen |= S::bit(field);
+        S::set(&mut event, field, value).map_err(|fault| field_error(slot, name, fault))?;
+    }
+    match S::REQUIRED.iter().find(|&&field| seen & S::bit(field) == 0) {
+        Some(&field) => Err(missing_field(slot, S::name(field))),
+        None => Ok(event),
+    }
+}
+
+/// The first value of `nodes` (with its nested nodes) and the nodes after it.
+fn split_value<'t, 'i>(nodes: &'t [Node<'i>]) -> Result<(Value<'t, 'i>, Value<'t, 'i>), WireError> {
+    let span = match nodes.first() {
+        Some(Node::Object { count, .. } | Node::Array { count, .. }) => count + 1,
+        Some(_) => 1,
+        None => return Err(malformed_tape()),
+    };
+    nodes.split_at_checked(span).ok_or_else(malformed_tape)
+}
+
+/// The first key and value of an object's nodes, and the nodes after them.
+fn split_entry<'t, 'i>(
+    nodes: &'t [Node<'i>],
+) -> Result<(&'i str, Value<'t, 'i>, Value<'t, 'i>), WireError> {
+    let Some((&Node::String(key), rest)) = nodes.split_first() else {
+        return Err(malformed_tape());
+    };
+    let (value, rest) = split_value(rest)?;
+    Ok((key, value, rest))
+}
+
+// Field values. Optional fields take `null` as absent (zero), as serde's `Option` does.
+
+fn is_null(value: Value<'_, '_>) -> bool {
+    matches!(value.first(), Some(Node::Static(StaticNode::Null)))
+}
+
+fn uuid(value: Value<'_, '_>) -> Result<u128, Fault> {
+    match value.first() {
+        Some(Node::String(s)) => parse_uuid(s).ok_or_else(uuid_fault),
+        _ => Err(uuid_fault()),
+    }
+}
+
+fn uuid_or_zero(value: Value<'_, '_>) -> Result<u128, Fault> {
+    if is_null(value) { Ok(0) } else { uuid(value) }
+}
+
+fn uuid_fault() -> Fault {
+    Fault::Value(format!("must be a UUID string like \"{UUID_EXAMPLE}\""))
+}
+
+/// A JSON integer in `min..=max`; floats (even `1.0`), strings and the rest are faults.
+fn int(value: Value<'_, '_>, min: u64, max: u64) -> Result<u64, Fault> {
+    let n = match value.first() {
+        Some(&Node::Static(StaticNode::U64(n))) => Some(n),
+        Some(&Node::Static(StaticNode::I64(n))) => u64::try_from(n).ok(),
+        _ => None,
+    };
+    n.filter(|n| (min..=max).contains(n))
+        .ok_or_else(|| Fault::Value(format!("must be an integer from {min} to {max}")))
+}
+
+fn int_or_zero(value: Value<'_, '_>, max: u64) -> Result<u64, Fault> {
+    if is_null(value) { Ok(0) } else { int(value, 0, max) }
+}
+
+fn u32_in(value: Value<'_, '_>, min: u64) -> Result<u32, Fault> {
+    let n = int(value, min, u32::MAX.into())?;
+    u32::try_from(n).map_err(|_| Fault::Value(format!("must be at most {}", u32::MAX)))
+}
+
+fn u16_in(value: Value<'_, '_>, min: u64) -> Result<u16, Fault> {
+    let n = int(value, min, u16::MAX.into())?;
+    u16::try_from(n).map_err(|_| Fault::Value(format!("must be at most {}", u16::MAX)))
+}
+
+fn u32_or_zero(value: Value<'_, '_>) -> Result<u32, Fault> {
+    if is_null(value) { Ok(0) } else { u32_in(value, 0) }
+}
+
+fn u16_or_zero(value: Value<'_, '_>) -> Result<u16, Fault> {
+    if is_null(value) { Ok(0) } else { u16_in(value, 0) }
+}
+
+/// An array of flag names from `named`, folded into one set; `null` is no flags.
+fn flags<F: Copy>(
+    value: Value<'_, '_>,
+    named: &'static [(&'static str, F)],
+    empty: F,
+    union: fn(F, F) -> F,
+) -> Result<F, Fault> {
+    let items = match value.split_first() {
+        Some((Node::Static(StaticNode::Null), _)) => return Ok(empty),
+        Some((Node::Array { .. }, items)) => items,
+        _ => {
+            return Err(Fault::Value(format!(
+                "must be an array of flag names, {}",
+                flag_list(named)
+            )));
+        }
+    };
+    let mut set = empty;
+    for (index, item) in items.iter().enumerate() {
+        set = union(set, flag(item, named).map_err(|message| Fault::Item(index, message))?);
+    }
+    Ok(set)
+}
+
+/// One flag name. Nested arrays or objects in a flags array land here as their header
+/// node, are rejected, and so their inner nodes are never visited.
+fn flag<F: Copy>(item: &Node<'_>, named: &'static [(&'static str, F)]) -> Result<F, String> {
+    let Node::String(name) = item else {
+        return Err(format!("each flag must be a string, {}", flag_list(named)));
+    };
+    match named.iter().find(|(n, _)| n == name) {
+        Some(&(_, flag)) => Ok(flag),
+        None => Err(format!("unknown flag \"{}\"; expected {}", echo(name), flag_list(named))),
+    }
+}
+
+fn flag_list<F>(named: &[(&'static str, F)]) -> String {
+    let names: Vec<&str> = named.iter().map(|(name, _)| *name).collect();
+    format!("one of {}", names.join(", "))
+}
+
+// Errors. Built only on the error path, so the happy path allocates nothing for them.
+
+fn param(slot: Slot, field: &str) -> String {
+    match slot {
+        None => field.to_owned(),
+        Some(index) => format!("[{index}].{field}"),
+    }
+}
+
+fn field_error(slot: Slot, name: &str, fault: Fault) -> WireError {
+    match fault {
+        Fault::Value(rest) => {
+            WireError::at(WireError::INVALID_FIELD, format!("{name} {rest}"), param(slot, name))
+        }
+        Fault::Item(index, message) => WireError::at(
+            WireError::INVALID_FIELD,
+            message,
+            param(slot, &format!("{name}[{index}]")),
+        ),
+    }
+}
+
+fn missing_field(slot: Slot, name: &str) -> WireError {
+    WireError::at(WireError::MISSING_FIELD, format!("missing field \"{name}\""), param(slot, name))
+}
+
+fn unknown_field(slot: Slot, key: &str, names: &[&str]) -> WireError {
+    let key = echo(key);
+    let message = format!("unknown field \"{key}\"; expected one of {}", names.join(", "));
+    WireError::at(WireError::UNKNOWN_FIELD, message, param(slot, &key))
+}
+
+fn not_an_object(slot: Slot) -> WireError {
+    let message = "each event must be a JSON object".to_owned();
+    match slot {
+        Some(index) => WireError::at(WireError::INVALID_FIELD, message, format!("[{index}]")),
+        None => WireError::whole(WireError::INVALID_FIELD, message),
+    }
+}
+
+fn invalid_json(error: &simd_json::Error, depth_max: usize) -> WireError {
+    // The error kind and offset only: `Error`'s Display also quotes an input character.
+    let message = match error.error() {
+        ErrorType::DepthLimitExceeded => {
+            format!("the body nests arrays and objects deeper than {depth_max} levels")
+        }
+        kind => {
+            let kind = echo(&format!("{kind:?}"));
+            format!("the body is not valid JSON: {kind} near byte {}", error.index())
+        }
+    };
+    WireError::whole(WireError::INVALID_JSON, message)
+}
+
+#[cold]
+fn malformed_tape() -> WireError {
+    WireError::whole(WireError::INVALID_JSON, "the body is not valid JSON".to_owned())
+}
+
+// The two event types.
+
+struct AccountSchema;
+
+#[derive(Clone, Copy)]
+enum AccountField {
+    Id,
+    Ledger,
+    Code,
+    Flags,
+    UserData,
+    SubjectId,
+}
+
+impl Schema for AccountSchema {
+    type Event = NewAccount;
+    type Field = AccountField;
+    const EMPTY: NewAccount = NewAccount {
+        id: 0,
+        ledger: 0,
+        code: 0,
+        flags: AccountFlags::empty(),
+        user_data: 0,
+        subject_id: 0,
+    };
+    const REQUIRED: &'static [AccountField] =
+        &[AccountField::Id, AccountField::Ledger, AccountField::Code];
+    const NAMES: &'static [&'static str] =
+        &["id", "ledger", "code", "flags", "user_data", "subject_id"];
+
+    fn field(key: &str) -> Option<AccountField> {
+        Some(match key {
+            "id" => AccountField::Id,
+            "ledger" => AccountField::Ledger,
+            "code" => AccountField::Code,
+            "flags" => AccountField::Flags,
+            "user_data" => AccountField::UserData,
+            "subject_id" => AccountField::SubjectId,
+            _ => return None,
+        })
+    }
+
+    fn name(field: AccountField) -> &'static str {
+        match field {
+            AccountField::Id => "id",
+            AccountField::Ledger => "ledger",
+            AccountField::Code => "code",
+            AccountField::Flags => "flags",
+            AccountField::UserData => "user_data",
+            AccountField::SubjectId => "subject_id",
+        }
+    }
+
+    fn bit(field: AccountField) -> u32 {
+        1 << field as u32
+    }
+
+    fn set(a: &mut NewAccount, field: AccountField, value: Value<'_, '_>) -> Result<(), Fault> {
+        match field {
+            AccountField::Id => a.id = uuid(value)?,
+            AccountField::Ledger => a.ledger = u32_in(value, 1)?,
+            AccountField::Code => a.code = u16_in(value, 1)?,
+            AccountField::Flags => {
+                a.flags =
+                    flags(value, AccountFlags::NAMED, AccountFlags::empty(), AccountFlags::union)?;
+            }
+            AccountField::UserData => a.user_data = uuid_or_zero(value)?,
+            AccountField::SubjectId => a.subject_id = uuid_or_zero(value)?,
+        }
+        Ok(())
+    }
+}
+
+struct TransferSchema;
+
+#[derive(Clone, Copy)]
+enum TransferField {
+    Id,
+    DebitAccountId,
+    CreditAccountId,
+    Amount,
+    PendingId,
+    Ledger,
+    Code,
+    Flags,
+    TimeoutSeconds,
+    UserData,
+}
+
+impl Schema for TransferSchema {
+    type Event = NewTransfer;
+    type Field = TransferField;
+    const EMPTY: NewTransfer = NewTransfer {
+        id: 0,
+        debit_account_id: 0,
+        credit_account_id: 0,
+        amount: 0,
+        pending_id: 0,
+        user_data: 0,
+        ledger: 0,
+        code: 0,
+        flags: TransferFlags::empty(),
+        timeout_seconds: 0,
+    };
+    const REQUIRED: &'static [TransferField] = &[TransferField::Id];
+    const NAMES: &'static [&'static str] = &[
+        "id",
+        "debit_account_id",
+        "credit_account_id",
+        "amount",
+        "pending_id",
+        "ledger",
+        "code",
+        "flags",
+        "timeout_seconds",
+        "user_data",
+    ];
+
+    fn field(key: &str) -> Option<TransferField> {
+        Some(match key {
+            "id" => TransferField::Id,
+            "debit_account_id" => TransferField::DebitAccountId,
+            "credit_account_id" => TransferField::CreditAccountId,
+            "amount" => TransferField::Amount,
+            "pending_id" => TransferField::PendingId,
+            "ledger" => TransferField::Ledger,
+            "code" => TransferField::Code,
+            "flags" => TransferField::Flags,
+            "timeout_seconds" => TransferField::TimeoutSeconds,
+            "user_data" => TransferField::UserData,
+            _ => return None,
+        })
+    }
+
+    fn name(field: TransferField) -> &'static str {
+        match field {
+            TransferField::Id => "id",
+            TransferField::DebitAccountId => "debit_account_id",
+            TransferField::CreditAccountId => "credit_account_id",
+            TransferField::Amount => "amount",
+            TransferField::PendingId => "pending_id",
+            TransferField::Ledger => "ledger",
+            TransferField::Code => "code",
+            TransferField::Flags => "flags",
+            TransferField::TimeoutSeconds => "timeout_seconds",
+            TransferField::UserData => "user_data",
+        }
+    }
+
+    fn bit(field: TransferField) -> u32 {
+        1 << field as u32
+    }
+
+    fn set(t: &mut NewTransfer, field: TransferField, value: Value<'_, '_>) -> Result<(), Fault> {
+        match field {
+            TransferField::Id => t.id = uuid(value)?,
+            TransferField::DebitAccountId => t.debit_account_id = uuid_or_zero(value)?,
+            TransferField::CreditAccountId => t.credit_account_id = uuid_or_zero(value)?,
+            TransferField::Amount => t.amount = int_or_zero(value, AMOUNT_MAX)?,
+            TransferField::PendingId => t.pending_id = uuid_or_zero(value)?,
+            TransferField::Ledger => t.ledger = u32_or_zero(value)?,
+            TransferField::Code => t.code = u16_or_zero(value)?,
+            TransferField::Flags => {
+                t.flags = flags(
+                    value,
+                    TransferFlags::NAMED,
+                    TransferFlags::empty(),
+                    TransferFlags::union,
+                )?;
+            }
+            TransferField::TimeoutSeconds => t.timeout_seconds = u32_or_zero(value)?,
+            TransferField::UserData => t.user_data = uuid_or_zero(value)?,
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const U: &str = "0190b9a4-7c3e-7d1a-9c1f-3b2a1d4e5f60";
+    const U_VALUE: u128 = 0x0190b9a4_7c3e_7d1a_9c1f_3b2a1d4e5f60;
+    const LIMITS: DecodeLimits = DecodeLimits { events_max: EVENTS_MAX, depth_max: 8 };
+
+    fn transfers(body: &str) -> Result<Decoded<NewTransfer>, WireError> {
+        decode_transfers(&mut body.as_bytes().to_vec(), &LIMITS)
+    }
+
+    fn accounts(body: &str) -> Result<Decoded<NewAccount>, WireError> {
+        decode_accounts(&mut body.as_bytes().to_vec(), &LIMITS)
+    }
+
+    /// `{"id":U, <fields>}` as a transfer body.
+    fn transfer_with(fields: &str) -> String {
+        format!(r#"{{"id":"{U}"{}{fields}}}"#, if fields.is_empty() { "" } else { "," })
+    }
+
+    /// `{"id":U,"ledger":1,"code":1, <fields>}` as an account body.
+    fn account_with(fields: &str) -> String {
+        format!(
+            r#"{{"id":"{U}","ledger":1,"code":1{}{fields}}}"#,
+            if fields.is_empty() { "" } else { "," }
+        )
+    }
+
+    fn check_err<T: std::fmt::Debug>(
+        case: &str,
+        result: Result<Decoded<T>, WireError>,
+        code: &str,
+        param: Option<&str>,
+    ) {
+        let error = result.expect_err(case);
+        assert_eq!((error.code, error.param.as_deref()), (code, param), "{case}: {error:?}");
+        assert!(error.message.len() < 400, "{case}: message too long: {}", error.message);
+    }
+
+    #[test]
+    fn transfer_errors() {
+        let ok = transfer_with("");
+        let cases: Vec<(String, &str, Option<&str>)> = vec![
+            ("{".into(), "invalid_json", None),
+            ("".into(), "invalid_json", None),
+            (format!("{ok} {ok}"), "invalid_json", None),
+            (format!("[{ok},]"), "invalid_json", None),
+            ("42".into(), "invalid_field", None),
+            (r#""x""#.into(), "invalid_field", None),
+            ("null".into(), "invalid_field", None),
+            ("[]".into(), "empty_batch", None),
+            ("[1]".into(), "invalid_field", Some("[0]")),
+            (format!("[{ok},[]]"), "invalid_field", Some("[1]")),
+            ("{}".into(), "missing_field", Some("id")),
+            (format!("[{ok},{{}}]"), "missing_field", Some("[1].id")),
+            (r#"{"id":"bad"}"#.into(), "invalid_field", Some("id")),
+            (r#"{"id":null}"#.into(), "invalid_field", Some("id")),
+            (r#"{"id":1}"#.into(), "invalid_field", Some("id")),
+            (r#"{"id":"0190b9a47c3e7d1a9c1f3b2a1d4e5f60"}"#.into(), "invalid_field", Some("id")),
+            (
+                r#"{"id":"{0190b9a4-7c3e-7d1a-9c1f-3b2a1d4e5f6}"}"#.into(),
+                "invalid_field",
+                Some("id"),
+            ),
+            (
+                r#"{"id":"0190b9a4-7c3e-7d1a-9c1f-3b2a1d4e5f6g"}"#.into(),
+                "invalid_field",
+                Some("id"),
+            ),
+            (
+                r#"{"id":"0190b9a4+7c3e-7d1a-9c1f-3b2a1d4e5f60"}"#.into(),
+                "invalid_field",
+                Some("id"),
+            ),
+            (transfer_with(r#""amout":1"#), "unknown_field", Some("amout")),
+            (transfer_with(r#""Amount":1"#), "unknown_field", Some("Amount")),
+            (transfer_with(r#""timestamp":1"#), "unknown_field", Some("timestamp")),
+            (transfer_with(r#""amount":-1"#), "invalid_field", Some("amount")),
+            (transfer_with(r#""amount":1.5"#), "invalid_field", Some("amount")),
+            (transfer_with(r#""amount":1.0"#), "invalid_field", Some("amount")),
+            (transfer_with(r#""amount":1e3"#), "invalid_field", Some("amount")),
+            (transfer_with(r#""amount":"5""#), "invalid_field", Some("amount")),
+            (transfer_with(r#""amount":true"#), "invalid_field", Some("amount")),
+            (transfer_with(r#""amount":9223372036854775808"#), "invalid_field", Some("amount")),
+            (transfer_with(r#""amount":18446744073709551615"#), "invalid_field", Some("amount")),
+            (transfer_with(r#""amount":18446744073709551616"#), "invalid_field", Some("amount")),
+            (transfer_with(r#""amount":1,"amount":1"#), "invalid_field", Some("amount")),
+            (transfer_with(r#""id":"x""#), "invalid_field", Some("id")),
+            (transfer_with(&format!(r#""id":"{U}""#)), "invalid_field", Some("id")),
+            (transfer_with(r#""ledger":4294967296"#), "invalid_field", Some("ledger")),
+            (transfer_with(r#""ledger":-1"#), "invalid_field", Some("ledger")),
+            (transfer_with(r#""code":65536"#), "invalid_field", Some("code")),
+            (
+                transfer_with(r#""timeout_seconds":4294967296"#),
+                "invalid_field",
+                Some("timeout_seconds"),
+            ),
+            (transfer_with(r#""debit_account_id":0"#), "invalid_field", Some("debit_account_id")),
+            (
+                transfer_with(r#""credit_account_id":"""#),
+                "invalid_field",
+                Some("credit_account_id"),
+            ),
+            (transfer_with(r#""pending_id":5"#), "invalid_field", Some("pending_id")),
+            (transfer_with(r#""user_data":{}"#), "invalid_field", Some("user_data")),
+            (transfer_with(r#""flags":"pending""#), "invalid_field", Some("flags")),
+            (transfer_with(r#""flags":{"pending":true}"#), "invalid_field", Some("flags")),
+            (transfer_with(r#""flags":3"#), "invalid_field", Some("flags")),
+            (transfer_with(r#""flags":["linked","pendin"]"#), "invalid_field", Some("flags[1]")),
+            (transfer_with(r#""flags":["PENDING"]"#), "invalid_field", Some("flags[0]")),
+            (transfer_with(r#""flags":[1]"#), "invalid_field", Some("flags[0]")),
+            (transfer_with(r#""flags":[null]"#), "invalid_field", Some("flags[0]")),
+            (transfer_with(r#""flags":["linked",["pending"]]"#), "invalid_field", Some("flags[1]")),
+            (transfer_with(r#""flags":["closed"]"#), "invalid_field", Some("flags[0]")),
+            (
+                format!(r#"[{ok},{ok},{ok},{}]"#, transfer_with(r#""amount":-1"#)),
+                "invalid_field",
+                Some("[3].amount"),
+            ),
+            (
+                format!(r#"[{ok},{}]"#, transfer_with(r#""flags":["x"]"#)),
+                "invalid_field",
+                Some("[1].flags[0]"),
+            ),
+            (
+                format!(r#"[{ok},{}]"#, transfer_with(r#""amout":1"#)),
+                "unknown_field",
+                Some("[1].amout"),
+            ),
+            (
+                format!(r#"[{ok},{}]"#, transfer_with(r#""code":1,"code":2"#)),
+                "invalid_field",
+                Some("[1].code"),
+            ),
+            // The first problem wins, in body order.
+            (transfer_with(r#""amount":-1,"amout":1"#), "invalid_field", Some("amount")),
+            (r#"{"amout":1,"id":"x"}"#.into(), "unknown_field", Some("amout")),
+            // Nesting beyond depth_max is refused by the parser.
+            (transfer_with(r#""flags":[[[[[[[[["x"]]]]]]]]]"#), "invalid_json", None),
+            (
+                transfer_with(r#""user_data":{"a":{"b":{"c":{"d":{"e":{"f":{"g":{}}}}}}}}"#),
+                "invalid_json",
+                None,
+            ),
+        ];
+        for (body, code, param) in cases {
+            check_err(&body, transfers(&body), code, param);
+        }
+    }
+
+    #[test]
+    fn account_errors() {
+        let cases: Vec<(String, &str, Option<&str>)> = vec![
+            ("{".into(), "invalid_json", None),
+            ("[]".into(), "empty_batch", None),
+            ("true".into(), "invalid_field", None),
+            (format!(r#"{{"id":"{U}"}}"#), "missing_field", Some("ledger")),
+            (format!(r#"{{"id":"{U}","ledger":1}}"#), "missing_field", Some("code")),
+            (r#"{"ledger":1,"code":1}"#.into(), "missing_field", Some("id")),
+            (
+                format!(r#"[{},{{"id":"{U}","code":1}}]"#, account_with("")),
+                "missing_field",
+                Some("[1].ledger"),
+            ),
+            (format!(r#"{{"id":"{U}","ledger":0,"code":1}}"#), "invalid_field", Some("ledger")),
+            (format!(r#"{{"id":"{U}","ledger":null,"code":1}}"#), "invalid_field", Some("ledger")),
+            (
+                format!(r#"{{"id":"{U}","ledger":4294967296,"code":1}}"#),
+                "invalid_field",
+                Some("ledger"),
+            ),
+            (format!(r#"{{"id":"{U}","ledger":1,"code":0}}"#), "invalid_field", Some("code")),
+            (format!(r#"{{"id":"{U}","ledger":1,"code":65536}}"#), "invalid_field", Some("code")),
+            (account_with(r#""amount":1"#), "unknown_field", Some("amount")),
+            (account_with(r#""debits_posted":0"#), "unknown_field", Some("debits_posted")),
+            (account_with(r#""flags":["pending"]"#), "invalid_field", Some("flags[0]")),
+            (account_with(r#""flags":"closed""#), "invalid_field", Some("flags")),
+            (account_with(r#""user_data":"x""#), "invalid_field", Some("user_data")),
+            (account_with(r#""subject_id":7"#), "invalid_field", Some("subject_id")),
+            (account_with(r#""ledger":2"#), "invalid_field", Some("ledger")),
+        ];
+        for (body, code, param) in cases {
+            check_err(&body, accounts(&body), code, param);
+        }
+    }
+
+    #[test]
+    fn batch_limits() {
+        let ok = transfer_with("");
+        let limits = DecodeLimits { events_max: 2, depth_max: 8 };
+        let mut two = format!("[{ok},{ok}]").into_bytes();
+        assert_eq!(decode_transfers(&mut two, &limits).map(|d| d.len()), Ok(2));
+        let mut three = format!("[{ok},{ok},{ok}]").into_bytes();
+        let error = decode_transfers(&mut three, &limits).expect_err("three events");
+        assert_eq!(error.code, WireError::TOO_MANY_EVENTS);
+        assert_eq!(error.message, "the array holds 3 events; at most 2 are allowed");
+        let error = transfers(&transfer_with(r#""flags":[[[[[[[["x"]]]]]]]]"#)).expect_err("deep");
+        assert_eq!(error.message, "the body nests arrays and objects deeper than 8 levels");
+        let error = transfers("[]").expect_err("empty");
+        assert_eq!(error.message, "the array is empty; send 1 to 8190 events");
+        // Exactly at the depth the schema needs.
+        let limits = DecodeLimits { events_max: 2, depth_max: DEPTH_NEEDED };
+        let mut deepest = format!(r#"[{}]"#, transfer_with(r#""flags":["linked"]"#)).into_bytes();
+        assert!(decode_transfers(&mut deepest, &limits).is_ok());
+    }
+
+    #[test]
+    fn messages() {
+        let cases = [
+            (
+                transfer_with(r#""amount":-1"#),
+                "amount must be an integer from 0 to 9223372036854775807",
+            ),
+            (transfer_with(r#""ledger":1.5"#), "ledger must be an integer from 0 to 4294967295"),
+            (
+                transfer_with(r#""user_data":1"#),
+                "user_data must be a UUID string like \"0190b9a4-7c3e-7d1a-9c1f-3b2a1d4e5f60\"",
+            ),
+            (transfer_with(r#""amount":1,"amount":2"#), "duplicate field \"amount\""),
+            ("{}".into(), "missing field \"id\""),
+            (
+                transfer_with(r#""flags":["pendin"]"#),
+                "unknown flag \"pendin\"; expected one of linked, pending, post_pending, \
+                 void_pending, balancing_debit, balancing_credit",
+            ),
+            (
+                transfer_with(r#""flags":[7]"#),
+                "each flag must be a string, one of linked, pending, post_pending, \
+                 void_pending, balancing_debit, balancing_credit",
+            ),
+            (
+                transfer_with(r#""amout":1"#),
+                "unknown field \"amout\"; expected one of id, debit_account_id, \
+                 credit_account_id, amount, pending_id, ledger, code, flags, timeout_seconds, \
+                 user_data",
+            ),
+            ("[true]".into(), "each event must be a JSON object"),
+            ("7".into(), "the body must be a JSON object or an array of objects"),
+        ];
+        for (body, message) in cases {
+            assert_eq!(transfers(&body).expect_err(&body).message, message, "{body}");
+        }
+        let error = accounts(&format!(r#"{{"id":"{U}","ledger":1,"code":0}}"#)).expect_err("0");
+        assert_eq!(error.message, "code must be an integer from 1 to 65535");
+    }
+
+    #[test]
+    fn errors_never_echo_long_input() {
+        let long_key = "k".repeat(10_000);
+        let error = transfers(&transfer_with(&format!(r#""{long_key}":1"#))).expect_err("key");
+        assert!(error.message.len() < 300, "{}", error.message);
+        assert!(error.param.as_deref().is_some_and(|p| p.len() <= 64 + 3), "{error:?}");
+        let long_flag = "f".repeat(10_000);
+        let error = transfers(&transfer_with(&format!(r#""flags":["{long_flag}"]"#)));
+        assert!(error.expect_err("flag").message.len() < 300);
+        // Syntax errors carry the error kind and offset, not the input.
+        let error = transfers(r#"{"id":"secret-secret-secret" "#).expect_err("syntax");
+        assert!(!error.message.contains("secret"), "{}", error.message);
+        let error = transfers("{\"id\":\"\u{1F600}\u{1F600}\" x").expect_err("syntax");
+        assert!(!error.message.contains('\u{1F600}'), "{}", error.message);
+        let mut invalid_utf8 = b"{\"id\":\"\xff\xfe\"}".to_vec();
+        let error = decode_transfers(&mut invalid_utf8, &LIMITS).expect_err("utf-8");
+        assert_eq!(error.code, WireError::INVALID_JSON);
+    }
+
+    #[test]
+    fn decodes_a_full_transfer() {
+        let body = format!(
+            r#" {{ "id" : "{U}", "debit_account_id":"00000000-0000-0000-0000-000000000001",
+              "credit_account_id":"FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFE", "amount":9223372036854775807,
+              "pending_id":"0190B9A4-7C3E-7D1A-9C1F-3B2A1D4E5F61", "ledger":4294967295,
+              "code":65535, "flags":["pending","linked","pending"], "timeout_seconds":4294967295,
+              "user_data":"\u0030190b9a4-7c3e-7d1a-9c1f-3b2a1d4e5f62" }} "#
+        );
+        let expected = NewTransfer {
+            id: U_VALUE,
+            debit_account_id: 1,
+            credit_account_id: u128::MAX - 1,
+            amount: AMOUNT_MAX,
+            pending_id: U_VALUE + 1,
+            user_data: U_VALUE + 2,
+            ledger: u32::MAX,
+            code: u16::MAX,
+            flags: TransferFlags::PENDING.union(TransferFlags::LINKED),
+            timeout_seconds: u32::MAX,
+        };
+        assert_eq!(transfers(&body), Ok(Decoded::One(expected)));
+        assert_eq!(transfers(&format!("[{body}]")), Ok(Decoded::Many(vec![expected])));
+    }
+
+    #[test]
+    fn absent_and_null_optionals_are_zero() {
+        let expected = Decoded::One(NewTransfer { id: U_VALUE, ..TransferSchema::EMPTY });
+        assert_eq!(transfers(&transfer_with("")), Ok(expected.clone()));
+        let nulls = r#""debit_account_id":null,"credit_account_id":null,"amount":null,
+            "pending_id":null,"ledger":null,"code":null,"flags":null,"timeout_seconds":null,
+            "user_data":null"#;
+        assert_eq!(transfers(&transfer_with(nulls)), Ok(expected));
+        assert_eq!(transfers(&transfer_with(r#""amount":-0,"flags":[]"#)).map(|d| d.len()), Ok(1));
+        let account = NewAccount { id: U_VALUE, ledger: 1, code: 1, ..AccountSchema::EMPTY };
+        assert_eq!(accounts(&account_with("")), Ok(Decoded::One(account)));
+        let nulls = r#""flags":null,"user_data":null,"subject_id":null"#;
+        assert_eq!(accounts(&account_with(nulls)), Ok(Decoded::One(account)));
+    }
+
+    #[test]
+    fn decodes_a_full_account_batch() {
+        let body = format!(
+            r#"[{},{{"id":"{U}","ledger":7,"code":9,"flags":["closed","linked"],
+              "user_data":"00000000-0000-0000-0000-00000000000a",
+              "subject_id":"00000000-0000-0000-0000-00000000000b"}}]"#,
+            account_with("")
+        );
+        let first = NewAccount { id: U_VALUE, ledger: 1, code: 1, ..AccountSchema::EMPTY };
+        let second = NewAccount {
+            id: U_VALUE,
+            ledger: 7,
+            code: 9,
+            flags: AccountFlags::CLOSED.union(AccountFlags::LINKED),
+            user_data: 10,
+            subject_id: 11,
+        };
+        assert_eq!(accounts(&body), Ok(Decoded::Many(vec![first, second])));
+    }
+
+    #[test]
+    fn parse_uuid_forms() {
+        let cases = [
+            (U, Some(U_VALUE)),
+            ("0190B9A4-7C3E-7D1A-9C1F-3B2A1D4E5F60", Some(U_VALUE)),
+            ("0190b9A4-7c3E-7d1a-9C1f-3b2a1d4e5F60", Some(U_VALUE)),
+            ("00000000-0000-0000-0000-000000000000", Some(0)),
+            ("ffffffff-ffff-ffff-ffff-ffffffffffff", Some(u128::MAX)),
+            ("", None),
+            ("0190b9a47c3e7d1a9c1f3b2a1d4e5f60", None),
+            ("{0190b9a4-7c3e-7d1a-9c1f-3b2a1d4e5f60}", None),
+            ("urn:uuid:0190b9a4-7c3e-7d1a-9c1f-3b2a1d4e5f60", None),
+            ("0190b9a4-7c3e-7d1a-9c1f-3b2a1d4e5f6", None),
+            ("0190b9a4-7c3e-7d1a-9c1f-3b2a1d4e5f600", None),
+            ("0190b9a47-c3e-7d1a-9c1f-3b2a1d4e5f60", None),
+            ("0190b9a4-7c3e-7d1a-9c1f-3b2a1d4e5fg0", None),
+            ("0190b9a4-7c3e-7d1a-9c1f-3b2a1d4e5f6\u{e9}", None),
+            (" 190b9a4-7c3e-7d1a-9c1f-3b2a1d4e5f60", None),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(parse_uuid(input), expected, "{input:?}");
+        }
+    }
+}
