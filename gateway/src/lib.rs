@@ -4,6 +4,7 @@
 //! ledger and its store), `pool` (per-core runtimes and the batcher) and `crypto`;
 //! nothing depends on it but its binary and the benchmarks. See `docs/ARCHITECTURE.md`.
 
+pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod config;

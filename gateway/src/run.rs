@@ -8,6 +8,7 @@ use anyhow::Context;
 use storage::embedded::{Embedded, EmbeddedConfig};
 use tokio::sync::watch;
 
+use crate::admin;
 use crate::app::App;
 use crate::auth::KeyCache;
 use crate::config::Config;
@@ -35,7 +36,7 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let cores = start_cores(&app, listeners, &shutdown_rx)?;
     tracing::info!(%addr, threads = config.threads, data_dir = %config.data_dir.display(), "listening");
-    wait_for_signal()?;
+    wait_for_signal(&app)?;
     tracing::info!("shutting down: draining connections and batches");
     server::begin_shutdown(&app, &shutdown_tx);
     let joined = cores.join();
@@ -67,15 +68,19 @@ fn start_cores(
     Ok(cores)
 }
 
-/// Blocks until SIGTERM or SIGINT.
-fn wait_for_signal() -> anyhow::Result<()> {
+/// Serves the admin socket until SIGTERM or SIGINT, then removes the socket.
+fn wait_for_signal(app: &Arc<App>) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    runtime.block_on(async {
+    let result = runtime.block_on(async {
+        let listener = admin::bind(&app.config.data_dir).context("binding the admin socket")?;
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
             _ = term.recv() => {}
             result = tokio::signal::ctrl_c() => result?,
+            () = admin::serve(app.clone(), listener) => {}
         }
-        Ok(())
-    })
+        anyhow::Ok(())
+    });
+    let _ = std::fs::remove_file(admin::socket_path(&app.config.data_dir));
+    result
 }

@@ -1,53 +1,82 @@
-//! `gateway tenant create|list`: tenant administration on the store directly.
+//! `gateway tenant create|list`: tenant administration.
 //!
-//! The secret is printed once, to stdout, and stored only as a digest. These commands
-//! never log the secret.
+//! With a gateway running on the data directory, the command goes through its admin
+//! socket (see [`crate::admin`]); otherwise it opens the store directly. The secret is
+//! generated here, printed once to stdout, and leaves this process only as a digest.
+//! These commands never log the secret.
 
 use anyhow::Context;
 use storage::embedded::{Embedded, EmbeddedConfig};
-use storage::tenants::{NewTenant, valid_tenant_name};
 
+use crate::admin::{self, AdminRequest, AdminResponse};
 use crate::config::{StorageArgs, TenantCommand};
 
 /// Runs a tenant command.
 pub fn run(command: TenantCommand) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     match command {
-        TenantCommand::Create { name, storage } => create(&name, &storage),
-        TenantCommand::List { storage } => list(&storage),
+        TenantCommand::Create { name, storage } => runtime.block_on(create(name, &storage)),
+        TenantCommand::List { storage } => runtime.block_on(list(&storage)),
     }
 }
 
 fn open(storage: &StorageArgs) -> anyhow::Result<Embedded> {
-    Embedded::open(&EmbeddedConfig::in_dir(&storage.data_dir))
-        .context("tenant commands need the store to themselves: stop the gateway first")
+    Ok(Embedded::open(&EmbeddedConfig::in_dir(&storage.data_dir))?)
 }
 
-fn create(name: &str, storage: &StorageArgs) -> anyhow::Result<()> {
-    if !valid_tenant_name(name) {
-        anyhow::bail!("tenant name must be 1-64 characters of a-z, 0-9, '_' and '-'");
+/// Runs `request` on the gateway serving `storage`, or on the store itself.
+async fn execute(storage: &StorageArgs, request: AdminRequest) -> anyhow::Result<AdminResponse> {
+    let sent = admin::send(&storage.data_dir, &request).await;
+    if let Some(response) = sent.context("talking to the running gateway's admin socket")? {
+        return Ok(response);
     }
     let store = open(storage)?;
+    let response = match request {
+        AdminRequest::CreateTenant { name, key_id, secret_digest } => {
+            let new = admin::new_tenant(name, key_id, &secret_digest).map_err(anyhow::Error::msg)?;
+            let tenant = store.create_tenant(new).await?;
+            AdminResponse::Created { tenant_id: tenant.id }
+        }
+        AdminRequest::ListTenants => {
+            AdminResponse::Tenants { tenants: admin::with_key_ids(store.tenants()?, &store.api_keys()?) }
+        }
+    };
+    store.close();
+    Ok(response)
+}
+
+async fn create(name: String, storage: &StorageArgs) -> anyhow::Result<()> {
     let key = crypto::api_key::generate()?;
-    let new = NewTenant { name: name.to_owned(), key_id: key.key_id.clone(), secret_digest: key.digest };
-    let runtime = tokio::runtime::Builder::new_current_thread().build()?;
-    let tenant = runtime.block_on(store.create_tenant(new))?;
-    store.close();
-    println!("tenant: {}", tenant.name);
-    println!("key_id: {}", key.key_id);
-    println!("secret: {}", key.secret);
-    println!("authorization: Bearer {}.{}", key.key_id, key.secret);
-    eprintln!("Store the secret now: it is not shown again.");
-    Ok(())
+    let secret_digest = key.digest.iter().map(|b| format!("{b:02x}")).collect();
+    let request = AdminRequest::CreateTenant { name: name.clone(), key_id: key.key_id.clone(), secret_digest };
+    match execute(storage, request).await? {
+        AdminResponse::Created { .. } => {
+            println!("tenant: {name}");
+            println!("key_id: {}", key.key_id);
+            println!("secret: {}", key.secret);
+            println!("authorization: Bearer {}.{}", key.key_id, key.secret);
+            eprintln!("Store the secret now: it is not shown again.");
+            Ok(())
+        }
+        other => Err(unexpected(other)),
+    }
 }
 
-fn list(storage: &StorageArgs) -> anyhow::Result<()> {
-    let store = open(storage)?;
-    let keys = store.api_keys()?;
-    for tenant in store.tenants()? {
-        let key_ids: Vec<&str> =
-            keys.iter().filter(|k| k.tenant == tenant.id).map(|k| k.key_id.as_str()).collect();
-        println!("{}\t{}\t{}", tenant.id, tenant.name, key_ids.join(","));
+async fn list(storage: &StorageArgs) -> anyhow::Result<()> {
+    match execute(storage, AdminRequest::ListTenants).await? {
+        AdminResponse::Tenants { tenants } => {
+            for (id, name, key_ids) in tenants {
+                println!("{id}\t{name}\t{}", key_ids.join(","));
+            }
+            Ok(())
+        }
+        other => Err(unexpected(other)),
     }
-    store.close();
-    Ok(())
+}
+
+fn unexpected(response: AdminResponse) -> anyhow::Error {
+    match response {
+        AdminResponse::Failed { error } => anyhow::anyhow!(error),
+        other => anyhow::anyhow!("unexpected answer from the gateway: {other:?}"),
+    }
 }

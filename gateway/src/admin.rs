@@ -1,0 +1,213 @@
+//! The local admin socket: `{data_dir}/admin.sock`, readable and writable by its owner
+//! only, so whoever may touch the store may administer it while the gateway runs (the
+//! store's file lock keeps every other process out).
+//!
+//! One JSON request line, one JSON response line, per connection. Only a secret's
+//! digest ever crosses the socket: the CLI generates keys and prints the secret itself.
+//! Requests are bounded ([`REQUEST_BYTES_MAX`]); nothing here is on the request path.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use storage::tenants::{NewTenant, Tenant};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+
+use crate::app::App;
+
+/// The socket's file name inside the data directory.
+pub const SOCKET_FILE: &str = "admin.sock";
+/// Largest request line accepted.
+pub const REQUEST_BYTES_MAX: u64 = 4096;
+
+/// A command sent over the socket.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AdminRequest {
+    /// Create a tenant with its first key.
+    CreateTenant {
+        /// Tenant name.
+        name: String,
+        /// The key's public id.
+        key_id: String,
+        /// SHA-256 of the key's secret, hex.
+        secret_digest: String,
+    },
+    /// List tenants and their key ids.
+    ListTenants,
+}
+
+/// The answer to a command.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum AdminResponse {
+    /// A tenant was created.
+    Created {
+        /// The tenant.
+        tenant_id: u64,
+    },
+    /// Tenants with their key ids.
+    Tenants {
+        /// `(id, name, key ids)` of each tenant.
+        tenants: Vec<(u64, String, Vec<String>)>,
+    },
+    /// The command failed.
+    Failed {
+        /// Why.
+        error: String,
+    },
+}
+
+/// The socket path for a data directory.
+pub fn socket_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(SOCKET_FILE)
+}
+
+/// Binds the socket (replacing a stale one left by a killed gateway), owner-only.
+pub fn bind(data_dir: &Path) -> std::io::Result<UnixListener> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = socket_path(data_dir);
+    match std::fs::remove_file(&path) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(error),
+        _ => {}
+    }
+    let listener = UnixListener::bind(&path)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
+/// Serves admin connections one at a time until the future is dropped.
+pub async fn serve(app: Arc<App>, listener: UnixListener) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => serve_connection(&app, stream).await,
+            Err(error) => tracing::warn!(%error, "admin socket accept failed"),
+        }
+    }
+}
+
+async fn serve_connection(app: &App, stream: UnixStream) {
+    let (read, mut write) = stream.into_split();
+    let mut line = String::new();
+    let mut reader = BufReader::new(read.take(REQUEST_BYTES_MAX));
+    let response = match reader.read_line(&mut line).await {
+        Ok(_) => match serde_json::from_str::<AdminRequest>(&line) {
+            Ok(request) => execute(app, request).await,
+            Err(error) => AdminResponse::Failed { error: format!("invalid request: {error}") },
+        },
+        Err(error) => AdminResponse::Failed { error: format!("unreadable request: {error}") },
+    };
+    let mut out = serde_json::to_vec(&response).unwrap_or_default();
+    out.push(b'\n');
+    if let Err(error) = write.write_all(&out).await {
+        tracing::warn!(%error, "admin socket reply failed");
+    }
+}
+
+async fn execute(app: &App, request: AdminRequest) -> AdminResponse {
+    let result = match request {
+        AdminRequest::CreateTenant { name, key_id, secret_digest } => {
+            create_tenant(app, name, key_id, &secret_digest).await
+        }
+        AdminRequest::ListTenants => list_tenants(app),
+    };
+    result.unwrap_or_else(|error| AdminResponse::Failed { error })
+}
+
+async fn create_tenant(
+    app: &App,
+    name: String,
+    key_id: String,
+    secret_digest: &str,
+) -> Result<AdminResponse, String> {
+    let new = new_tenant(name, key_id, secret_digest)?;
+    let tenant = app.store.create_tenant(new).await.map_err(|e| e.to_string())?;
+    app.keys.replace(app.store.api_keys().map_err(|e| e.to_string())?);
+    tracing::info!(tenant_id = tenant.id, tenant = %tenant.name, "tenant created");
+    Ok(AdminResponse::Created { tenant_id: tenant.id })
+}
+
+fn list_tenants(app: &App) -> Result<AdminResponse, String> {
+    let tenants = app.store.tenants().map_err(|e| e.to_string())?;
+    let keys = app.store.api_keys().map_err(|e| e.to_string())?;
+    Ok(AdminResponse::Tenants { tenants: with_key_ids(tenants, &keys) })
+}
+
+/// Each tenant with its key ids.
+pub fn with_key_ids(
+    tenants: Vec<Tenant>,
+    keys: &[storage::tenants::ApiKeyRecord],
+) -> Vec<(u64, String, Vec<String>)> {
+    tenants
+        .into_iter()
+        .map(|t| {
+            let ids = keys.iter().filter(|k| k.tenant == t.id).map(|k| k.key_id.clone()).collect();
+            (t.id, t.name, ids)
+        })
+        .collect()
+}
+
+/// Validates a create request's fields into a [`NewTenant`].
+pub fn new_tenant(name: String, key_id: String, secret_digest: &str) -> Result<NewTenant, String> {
+    if !storage::tenants::valid_tenant_name(&name) {
+        return Err("tenant name must be 1-64 characters of a-z, 0-9, '_' and '-'".into());
+    }
+    let digest = parse_digest(secret_digest).ok_or("secret_digest must be 64 hex digits")?;
+    Ok(NewTenant { name, key_id, secret_digest: digest })
+}
+
+fn parse_digest(hex: &str) -> Option<[u8; 32]> {
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (byte, pair) in out.iter_mut().zip(hex.as_bytes().chunks_exact(2)) {
+        let text = std::str::from_utf8(pair).ok()?;
+        *byte = u8::from_str_radix(text, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// Sends `request` to a running gateway. `Ok(None)` when no gateway listens there.
+pub async fn send(data_dir: &Path, request: &AdminRequest) -> std::io::Result<Option<AdminResponse>> {
+    let mut stream = match UnixStream::connect(socket_path(data_dir)).await {
+        Ok(stream) => stream,
+        Err(error) if is_absent(&error) => return Ok(None),
+        Err(error) => return Err(error),
+    };
+    let mut line = serde_json::to_vec(request).map_err(std::io::Error::other)?;
+    line.push(b'\n');
+    stream.write_all(&line).await?;
+    let mut reply = String::new();
+    BufReader::new(stream).read_line(&mut reply).await?;
+    serde_json::from_str(&reply).map(Some).map_err(std::io::Error::other)
+}
+
+fn is_absent(error: &std::io::Error) -> bool {
+    matches!(error.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digests_parse_only_when_well_formed() {
+        assert_eq!(parse_digest(&"ab".repeat(32)), Some([0xab; 32]));
+        assert_eq!(parse_digest(&"ab".repeat(31)), None);
+        assert_eq!(parse_digest(&"zz".repeat(32)), None);
+    }
+
+    #[test]
+    fn requests_round_trip_and_unknown_fields_are_refused() {
+        let request = AdminRequest::ListTenants;
+        let text = serde_json::to_string(&request).unwrap();
+        assert_eq!(text, r#"{"command":"list_tenants"}"#);
+        let extra = format!(
+            r#"{{"command":"create_tenant","name":"a","key_id":"k","secret_digest":"{}","x":1}}"#,
+            "ab".repeat(32)
+        );
+        assert!(serde_json::from_str::<AdminRequest>(&extra).is_err());
+    }
+}
