@@ -173,8 +173,9 @@ impl ApiError {
     }
 }
 
-/// A JSON response with `status` and `body`.
-pub fn json_response(status: StatusCode, body: Vec<u8>) -> Response<Body> {
+/// A JSON response with `status` and `body` (a newline is appended, for terminals).
+pub fn json_response(status: StatusCode, mut body: Vec<u8>) -> Response<Body> {
+    body.push(b'\n');
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
