@@ -14,7 +14,7 @@ use storage::ledger::{Event, Outcome};
 
 use crate::auth::KeyCache;
 use crate::config::Config;
-use crate::metrics::Metrics;
+use crate::metrics::{CoreLabels, Metrics};
 
 /// State shared by every core.
 pub struct App {
@@ -61,6 +61,17 @@ impl Core {
     /// A core with its batcher.
     pub fn new(app: Arc<App>, index: usize, batcher: BatcherHandle<StoreFlusher>) -> Self {
         Self { app, index, batcher, request_seq: AtomicU64::new(0) }
+    }
+
+    /// Submits `events` to this core's batcher, recording the queue depth it found.
+    pub async fn submit(
+        &self,
+        events: Vec<Event>,
+    ) -> Result<Vec<Outcome>, pool::batcher::SubmitError<StoreError>> {
+        let labels = CoreLabels { core: u32::try_from(self.index).unwrap_or(u32::MAX) };
+        let depth = i64::try_from(self.batcher.queue_depth()).unwrap_or(i64::MAX);
+        self.app.metrics.queue_depth.get_or_create(&labels).set(depth);
+        self.batcher.submit(events).await
     }
 
     /// A request id unique in this process: the core index and a per-core sequence.

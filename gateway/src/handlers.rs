@@ -94,7 +94,7 @@ async fn create_accounts(core: &Core, request: Request<Incoming>) -> Result<Resp
     let ids: Vec<u128> = decoded.as_slice().iter().map(|a| a.id).collect();
     let one = matches!(decoded, Decoded::One(_));
     let events = decoded.into_vec().into_iter().map(|a| Event::CreateAccount(tenant, a)).collect();
-    let outcomes = core.batcher.submit(events).await?;
+    let outcomes = core.submit(events).await?;
     count_results(core, "account", &outcomes);
     Ok(creation_response(one, &ids, &outcomes))
 }
@@ -106,7 +106,7 @@ async fn create_transfers(core: &Core, request: Request<Incoming>) -> Result<Res
     let ids: Vec<u128> = decoded.as_slice().iter().map(|t| t.id).collect();
     let one = matches!(decoded, Decoded::One(_));
     let events = decoded.into_vec().into_iter().map(|t| Event::CreateTransfer(tenant, t)).collect();
-    let outcomes = core.batcher.submit(events).await?;
+    let outcomes = core.submit(events).await?;
     count_results(core, "transfer", &outcomes);
     Ok(creation_response(one, &ids, &outcomes))
 }
