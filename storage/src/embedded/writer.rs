@@ -140,16 +140,18 @@ fn commit(
     let txn = db.begin_write()?;
     let result = {
         let mut tables = LedgerTables::open(&txn)?;
-        let mut events = tables.expired(now, limits.expire_batch_max)?;
-        if events.is_empty() && client_events.is_empty() {
+        let expired = tables.expired(now, limits.expire_batch_max)?;
+        if expired.is_empty() && client_events.is_empty() {
             return Ok((Vec::new(), timestamp_last));
         }
-        let expired_count = events.len();
+        let mut events: Vec<Event> =
+            expired.iter().map(|&(_, tenant, id)| Event::ExpirePending(Key::new(tenant, id))).collect();
         events.extend_from_slice(client_events);
         let mut state = tables.prefetch(&events, timestamp_last)?;
         let (mut outcomes, changes) = ledger::apply(&mut state, &events, now);
         tables.persist(&state, &changes)?;
-        outcomes.drain(..expired_count);
+        tables.forget_expiries(&expired)?;
+        outcomes.drain(..expired.len());
         (outcomes, state.timestamp_last)
     };
     txn.commit()?;
@@ -179,15 +181,23 @@ impl<'txn> LedgerTables<'txn> {
         })
     }
 
-    /// Expiry events for pending transfers whose timeout passed by `now`.
-    fn expired(&self, now: u64, max: usize) -> Result<Vec<Event>, StoreError> {
-        let mut events = Vec::new();
+    /// Index entries `(expires_at, tenant, id)` of pending transfers due by `now`.
+    fn expired(&self, now: u64, max: usize) -> Result<Vec<(u64, u64, u128)>, StoreError> {
+        let mut due = Vec::new();
         for entry in self.pending_expiries.range(..=(now, u64::MAX, u128::MAX))?.take(max) {
             let (key, _) = entry?;
-            let (_, tenant, id) = key.value();
-            events.push(Event::ExpirePending(Key::new(tenant, id)));
+            due.push(key.value());
         }
-        Ok(events)
+        Ok(due)
+    }
+
+    /// Drops processed index entries, so an expiry that could not apply (its transfer
+    /// was resolved meanwhile) is not retried at every commit.
+    fn forget_expiries(&mut self, processed: &[(u64, u64, u128)]) -> Result<(), StoreError> {
+        for key in processed {
+            self.pending_expiries.remove(*key)?;
+        }
+        Ok(())
     }
 
     fn prefetch(&self, events: &[Event], timestamp_last: u64) -> Result<State, StoreError> {
