@@ -20,6 +20,8 @@ use crate::app::App;
 pub const SOCKET_FILE: &str = "admin.sock";
 /// Largest request line accepted.
 pub const REQUEST_BYTES_MAX: u64 = 4096;
+/// Longest an admin connection may take, so an idle client cannot block administration.
+pub const CONNECTION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A command sent over the socket.
 #[derive(Debug, Serialize, Deserialize)]
@@ -65,23 +67,38 @@ pub fn socket_path(data_dir: &Path) -> PathBuf {
 }
 
 /// Binds the socket (replacing a stale one left by a killed gateway), owner-only.
-pub fn bind(data_dir: &Path) -> std::io::Result<UnixListener> {
+/// Returns a std listener so it can be bound before any runtime exists.
+pub fn bind(data_dir: &Path) -> std::io::Result<std::os::unix::net::UnixListener> {
     use std::os::unix::fs::PermissionsExt;
     let path = socket_path(data_dir);
     match std::fs::remove_file(&path) {
         Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(error),
         _ => {}
     }
-    let listener = UnixListener::bind(&path)?;
+    let listener = std::os::unix::net::UnixListener::bind(&path)?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    listener.set_nonblocking(true)?;
     Ok(listener)
 }
 
-/// Serves admin connections one at a time until the future is dropped.
-pub async fn serve(app: Arc<App>, listener: UnixListener) {
+/// Serves admin connections one at a time, each within [`CONNECTION_TIMEOUT`], until
+/// the future is dropped.
+pub async fn serve(app: Arc<App>, listener: std::os::unix::net::UnixListener) {
+    let listener = match UnixListener::from_std(listener) {
+        Ok(listener) => listener,
+        Err(error) => {
+            tracing::error!(%error, "admin socket could not join the runtime");
+            return std::future::pending().await;
+        }
+    };
     loop {
         match listener.accept().await {
-            Ok((stream, _)) => serve_connection(&app, stream).await,
+            Ok((stream, _)) => {
+                let served = tokio::time::timeout(CONNECTION_TIMEOUT, serve_connection(&app, stream));
+                if served.await.is_err() {
+                    tracing::warn!("admin connection timed out");
+                }
+            }
             Err(error) => tracing::warn!(%error, "admin socket accept failed"),
         }
     }

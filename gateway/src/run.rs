@@ -20,7 +20,8 @@ const LISTEN_BACKLOG: i32 = 1024;
 
 /// Runs the gateway until SIGTERM or SIGINT, then drains and returns.
 pub fn serve(config: Config) -> anyhow::Result<()> {
-    let store = Arc::new(Embedded::open(&EmbeddedConfig::in_dir(&config.data_dir))?);
+    let store = Arc::new(Embedded::open(&store_config(&config))?);
+    let admin_listener = admin::bind(&config.data_dir).context("binding the admin socket")?;
     let keys = KeyCache::new(store.api_keys()?);
     let listeners = pool::listener::bind_reuseport(config.listen, config.threads, LISTEN_BACKLOG)
         .with_context(|| format!("binding {}", config.listen))?;
@@ -36,7 +37,7 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let cores = start_cores(&app, listeners, &shutdown_rx)?;
     tracing::info!(%addr, threads = config.threads, data_dir = %config.data_dir.display(), "listening");
-    wait_for_signal(&app)?;
+    wait_for_signal(&app, admin_listener)?;
     tracing::info!("shutting down: draining connections and batches");
     server::begin_shutdown(&app, &shutdown_tx);
     let joined = cores.join();
@@ -45,6 +46,14 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
     joined.context("a core failed")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The store's settings: every core may have one batch in flight at the writer, plus
+/// admin jobs, so the writer's queue never refuses a core's flush.
+fn store_config(config: &Config) -> EmbeddedConfig {
+    let mut store = EmbeddedConfig::in_dir(&config.data_dir);
+    store.writer_queue_max = store.writer_queue_max.max(config.threads * 2);
+    store
 }
 
 fn start_cores(
@@ -69,10 +78,12 @@ fn start_cores(
 }
 
 /// Serves the admin socket until SIGTERM or SIGINT, then removes the socket.
-fn wait_for_signal(app: &Arc<App>) -> anyhow::Result<()> {
+fn wait_for_signal(
+    app: &Arc<App>,
+    listener: std::os::unix::net::UnixListener,
+) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let result = runtime.block_on(async {
-        let listener = admin::bind(&app.config.data_dir).context("binding the admin socket")?;
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
             _ = term.recv() => {}

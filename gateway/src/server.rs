@@ -20,6 +20,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use pool::batcher::{BatcherConfig, batcher};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 
 use crate::app::{App, Core, StoreFlusher};
 use crate::errors::{ApiError, Body};
@@ -60,26 +61,45 @@ async fn accept_until_shutdown(
     shutdown: &mut watch::Receiver<bool>,
 ) {
     let graceful = GracefulShutdown::new();
+    let builder = connection_builder(&core.app);
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => serve_connection(core, &builder, &graceful, &mut connections, stream),
+                Err(error) => tracing::warn!(core = core.index, %error, "accept failed"),
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            _ = shutdown.changed() => break,
+        }
+    }
+    drain(core, graceful, connections).await;
+}
+
+/// Lets open connections finish their requests for `drain_timeout`, then closes the
+/// rest, so shutdown is bounded whatever the clients do.
+async fn drain(core: &Core, graceful: GracefulShutdown, mut connections: JoinSet<()>) {
+    let drain_timeout = core.app.config.drain_timeout;
+    if tokio::time::timeout(drain_timeout, graceful.shutdown()).await.is_err() {
+        tracing::warn!(
+            core = core.index,
+            open = connections.len(),
+            "drain timeout passed; closing remaining connections"
+        );
+        connections.abort_all();
+    }
+    while connections.join_next().await.is_some() {}
+}
+
+fn connection_builder(app: &App) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(core.app.config.header_read_timeout)
+        .header_read_timeout(app.config.header_read_timeout)
         .max_buf_size(64 * 1024);
     builder.http2().timer(TokioTimer::new()).max_concurrent_streams(256);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => serve_connection(core, &builder, &graceful, stream),
-                Err(error) => tracing::warn!(core = core.index, %error, "accept failed"),
-            },
-            _ = shutdown.changed() => break,
-        }
-    }
-    let drain = core.app.config.drain_timeout;
-    if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
-        tracing::warn!(core = core.index, "drain timeout passed; closing remaining connections");
-    }
+    builder
 }
 
 /// Counts an open connection; the count drops when the guard does.
@@ -107,6 +127,7 @@ fn serve_connection(
     core: &Arc<Core>,
     builder: &auto::Builder<TokioExecutor>,
     graceful: &GracefulShutdown,
+    connections: &mut JoinSet<()>,
     stream: tokio::net::TcpStream,
 ) {
     let Some(guard) = admit(&core.app) else { return };
@@ -115,7 +136,7 @@ fn serve_connection(
     let service = service_fn(move |request| serve_request(core.clone(), request));
     let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
     let connection = graceful.watch(connection);
-    tokio::task::spawn_local(async move {
+    connections.spawn_local(async move {
         let _ = connection.await;
         drop(guard);
     });
