@@ -94,7 +94,7 @@ async fn create_accounts(core: &Core, request: Request<Incoming>) -> Result<Resp
     let ids: Vec<u128> = decoded.as_slice().iter().map(|a| a.id).collect();
     let one = matches!(decoded, Decoded::One(_));
     let events = decoded.into_vec().into_iter().map(|a| Event::CreateAccount(tenant, a)).collect();
-    let outcomes = core.submit(events).await?;
+    let outcomes = submit(core, events).await?;
     count_results(core, "account", &outcomes);
     Ok(creation_response(one, &ids, &outcomes))
 }
@@ -106,9 +106,27 @@ async fn create_transfers(core: &Core, request: Request<Incoming>) -> Result<Res
     let ids: Vec<u128> = decoded.as_slice().iter().map(|t| t.id).collect();
     let one = matches!(decoded, Decoded::One(_));
     let events = decoded.into_vec().into_iter().map(|t| Event::CreateTransfer(tenant, t)).collect();
-    let outcomes = core.submit(events).await?;
+    let outcomes = submit(core, events).await?;
     count_results(core, "transfer", &outcomes);
     Ok(creation_response(one, &ids, &outcomes))
+}
+
+/// Submits a request's events to this core's batcher, except a linked chain left open at
+/// the end of the request: that one is answered here (`linked_event_failed` for each
+/// event, `linked_event_chain_open` for the last) and never submitted. The batcher and
+/// the store's writer concatenate the events of concurrent requests into one batch, so
+/// an open chain would otherwise continue into another request's events (possibly
+/// another tenant's) and apply or fail with them.
+async fn submit(core: &Core, mut events: Vec<Event>) -> Result<Vec<Outcome>, ApiError> {
+    let closed = events.iter().rposition(|event| !event.is_linked()).map_or(0, |last| last + 1);
+    let open = events.split_off(closed);
+    let mut outcomes = if events.is_empty() { Vec::new() } else { core.submit(events).await? };
+    let rejected = |code| Outcome { code, failed_with: None, record: None };
+    if let Some(last) = open.len().checked_sub(1) {
+        outcomes.extend((0..last).map(|_| rejected(ResultCode::LinkedEventFailed)));
+        outcomes.push(rejected(ResultCode::LinkedEventChainOpen));
+    }
+    Ok(outcomes)
 }
 
 /// Counts results per code, then touches each metric once.

@@ -87,7 +87,16 @@ impl Embedded {
     }
 
     /// Applies `events` as one durable batch: the outcomes arrive after the commit.
+    ///
+    /// # Panics
+    /// If the last event is `linked`: batches from several requests are committed
+    /// together, so an open chain would run into another request's events. Callers answer
+    /// open chains themselves (`linked_event_chain_open`) and never submit them.
     pub async fn submit(&self, events: Vec<Event>) -> Result<Vec<Outcome>, StoreError> {
+        assert!(
+            events.last().is_none_or(|event| !event.is_linked()),
+            "a batch submitted to the store must not end inside a linked chain"
+        );
         let (reply, outcome) = oneshot::channel();
         self.send(Job::Batch(events, reply))?;
         outcome.await.map_err(|_| StoreError::Closed)?

@@ -1,0 +1,451 @@
+//! What every test here needs: the real `gateway` binary on a temporary data directory,
+//! tenants created through its CLI, a small HTTP/1.1 and h2c client, and a seeded random
+//! number generator.
+//!
+//! Every wait is bounded and fails with a message that says what did not happen (and the
+//! gateway's stderr): start-up waits for the `listening` log line (at most 20 s),
+//! readiness polls `/readyz` (at most 20 s), a request gives up after 10 s, and a process
+//! expected to exit gets 20 s. A [`Gateway`] is killed when dropped, so a failing test
+//! never leaves a server behind.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, StatusCode, Version};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+use tempfile::TempDir;
+
+/// The binary under test.
+const GATEWAY: &str = env!("CARGO_BIN_EXE_gateway");
+/// How long the gateway may take to log `listening`.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long `/readyz` may take to answer 200 once the gateway listens.
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a process that should exit may take.
+const EXIT_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long one request (headers and body) may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Pause between two readiness probes.
+const POLL_INTERVAL: Duration = Duration::from_millis(20);
+
+/// A fresh, empty data directory, removed when dropped.
+pub fn data_dir() -> TempDir {
+    tempfile::Builder::new().prefix("protea-it-").tempdir().expect("creating a temporary data dir")
+}
+
+/// A command running the gateway binary, with no `PROTEA_*` variables inherited (they
+/// would override flags the tests rely on).
+fn gateway_command() -> Command {
+    let mut command = Command::new(GATEWAY);
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("PROTEA_") {
+            command.env_remove(key);
+        }
+    }
+    command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    command
+}
+
+/// What a finished process printed and how it exited.
+#[derive(Debug)]
+pub struct Finished {
+    /// Its exit status.
+    pub status: ExitStatus,
+    /// Everything it wrote to stdout.
+    pub stdout: String,
+    /// Everything it wrote to stderr.
+    pub stderr: String,
+}
+
+/// Runs the gateway binary with `args` to completion (at most 20 s).
+pub fn run_gateway(args: &[&str]) -> Finished {
+    let mut child = gateway_command().args(args).spawn().expect("spawning the gateway binary");
+    let stdout = read_all(child.stdout.take().expect("piped stdout"));
+    let stderr = read_all(child.stderr.take().expect("piped stderr"));
+    let status = wait_bounded(child, EXIT_TIMEOUT);
+    let stdout = join_text(stdout);
+    let stderr = join_text(stderr);
+    match status {
+        Ok(status) => Finished { status, stdout, stderr },
+        Err(error) => panic!("gateway {args:?}: {error}\nstdout:\n{stdout}\nstderr:\n{stderr}"),
+    }
+}
+
+/// Creates tenant `name` in the store at `dir` (no gateway may be running on it) and
+/// returns the value of its `Authorization` header.
+pub fn create_tenant(dir: &Path, name: &str) -> String {
+    let dir = dir.to_str().expect("a UTF-8 temporary path");
+    let finished = run_gateway(&["tenant", "create", name, "--data-dir", dir]);
+    assert!(
+        finished.status.success(),
+        "gateway tenant create {name} exited with {}; stderr:\n{}",
+        finished.status,
+        finished.stderr
+    );
+    let authorization =
+        finished.stdout.lines().find_map(|line| line.strip_prefix("authorization: "));
+    let authorization = authorization
+        .unwrap_or_else(|| panic!("no authorization line in the output:\n{}", finished.stdout));
+    assert!(authorization.starts_with("Bearer "), "{authorization}");
+    authorization.to_owned()
+}
+
+/// A running gateway process, killed (SIGKILL) when dropped.
+pub struct Gateway {
+    child: Option<Child>,
+    addr: SocketAddr,
+    stderr: Option<JoinHandle<String>>,
+}
+
+impl Gateway {
+    /// Starts the gateway on `dir`, listening on 127.0.0.1 with a port from the kernel and
+    /// two cores, plus `extra` flags; returns once it logged `listening`. Panics (with its
+    /// stderr) when it exits first or does not listen within 20 s.
+    pub fn start(dir: &Path, extra: &[&str]) -> Self {
+        let mut child = gateway_command()
+            .arg("--data-dir")
+            .arg(dir)
+            .args(["--listen", "127.0.0.1:0", "--threads", "2"])
+            .args(extra)
+            .spawn()
+            .expect("spawning the gateway binary");
+        let stderr = read_all(child.stderr.take().expect("piped stderr"));
+        let (listening, addr) = mpsc::channel();
+        let stdout = child.stdout.take().expect("piped stdout");
+        std::thread::spawn(move || watch_stdout(stdout, &listening));
+        match addr.recv_timeout(START_TIMEOUT) {
+            Ok(addr) => Self { child: Some(child), addr, stderr: Some(stderr) },
+            Err(error) => {
+                let why = match error {
+                    mpsc::RecvTimeoutError::Timeout => "did not log \"listening\" within 20 s",
+                    mpsc::RecvTimeoutError::Disconnected => "exited before logging \"listening\"",
+                };
+                let _ = child.kill();
+                let status = child.wait().map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
+                let stderr = join_text(stderr);
+                panic!(
+                    "the gateway on {} {why} (status {status}); stderr:\n{stderr}",
+                    dir.display()
+                )
+            }
+        }
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// SIGKILL: no drain, no flush, no clean close of the store.
+    pub fn kill(mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("sending SIGKILL to the gateway");
+            child.wait().expect("reaping the killed gateway");
+        }
+    }
+
+    /// Sends SIGTERM (through `kill -TERM`, no libc needed) and waits at most 20 s for the
+    /// process to exit; returns its exit status and everything it wrote to stderr.
+    pub fn terminate(mut self) -> (ExitStatus, String) {
+        let child = self.child.take().expect("a running gateway");
+        let pid = child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().expect("running kill");
+        assert!(sent.success(), "kill -TERM {pid} failed: {sent}");
+        let status = wait_bounded(child, EXIT_TIMEOUT);
+        let stderr = self.stderr.take().map(join_text).unwrap_or_default();
+        match status {
+            Ok(status) => (status, stderr),
+            Err(error) => panic!("after SIGTERM the gateway {error}; stderr:\n{stderr}"),
+        }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Reads the gateway's stdout until the `listening` line, sends its address, then keeps
+/// draining so the gateway never blocks on a full pipe.
+fn watch_stdout(stdout: ChildStdout, listening: &mpsc::Sender<SocketAddr>) {
+    let mut reader = BufReader::new(stdout);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match reader.read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        if let Some(addr) = listening_addr(&line) {
+            let _ = listening.send(addr);
+            break;
+        }
+    }
+    let _ = std::io::copy(&mut reader, &mut std::io::sink());
+}
+
+/// The address of a `{"fields":{"message":"listening","addr":...}}` log line.
+fn listening_addr(line: &[u8]) -> Option<SocketAddr> {
+    let event: Value = serde_json::from_slice(line).ok()?;
+    let fields = event.get("fields")?;
+    if fields.get("message")? != "listening" {
+        return None;
+    }
+    fields.get("addr")?.as_str()?.parse().ok()
+}
+
+fn read_all<R: Read + Send + 'static>(mut stream: R) -> JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = stream.read_to_end(&mut bytes);
+        String::from_utf8_lossy(&bytes).into_owned()
+    })
+}
+
+fn join_text(reader: JoinHandle<String>) -> String {
+    reader.join().unwrap_or_else(|_| "<the reader thread panicked>".to_owned())
+}
+
+/// Waits for `child` to exit, at most `timeout`; past it, kills it and says so.
+fn wait_bounded(mut child: Child, timeout: Duration) -> Result<ExitStatus, String> {
+    let pid = child.id();
+    let (done, exited) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(child.wait());
+    });
+    match exited.recv_timeout(timeout) {
+        Ok(Ok(status)) => Ok(status),
+        Ok(Err(error)) => Err(format!("could not be waited for: {error}")),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            let _ = exited.recv_timeout(timeout);
+            Err(format!("did not exit within {} s and was killed", timeout.as_secs()))
+        }
+    }
+}
+
+/// A response, fully read.
+#[derive(Debug)]
+pub struct Reply {
+    /// Status code.
+    pub status: StatusCode,
+    /// HTTP version the response came over.
+    pub version: Version,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// The body.
+    pub body: Bytes,
+}
+
+impl Reply {
+    /// The body as JSON (`null` when empty); panics with the body when it is not JSON.
+    pub fn json(&self) -> Value {
+        if self.body.is_empty() {
+            return Value::Null;
+        }
+        serde_json::from_slice(&self.body).unwrap_or_else(|error| {
+            panic!("{error}: not JSON ({}): {}", self.status, String::from_utf8_lossy(&self.body))
+        })
+    }
+
+    /// A header's value as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// A client of one gateway: HTTP/1.1, or HTTP/2 over cleartext with prior knowledge.
+#[derive(Clone)]
+pub struct Api {
+    client: Client<HttpConnector, Full<Bytes>>,
+    base: String,
+}
+
+impl Api {
+    /// An HTTP/1.1 client of the gateway at `addr`.
+    pub fn http1(addr: SocketAddr) -> Self {
+        let client = Client::builder(TokioExecutor::new()).build_http();
+        Self { client, base: format!("http://{addr}") }
+    }
+
+    /// An h2c (HTTP/2 with prior knowledge, no upgrade) client of the gateway at `addr`.
+    pub fn h2c(addr: SocketAddr) -> Self {
+        let client = Client::builder(TokioExecutor::new()).http2_only(true).build_http();
+        Self { client, base: format!("http://{addr}") }
+    }
+
+    /// Sends one request; `Err` describes a connection failure or a timeout.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Result<Reply, String> {
+        let mut request = Request::builder().method(method).uri(format!("{}{path}", self.base));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if !body.is_empty() {
+            request = request.header("content-type", "application/json");
+        }
+        let request = request.body(Full::new(Bytes::from(body))).map_err(|e| e.to_string())?;
+        let response = tokio::time::timeout(REQUEST_TIMEOUT, self.client.request(request))
+            .await
+            .map_err(|_| format!("{path}: no response within 10 s"))?
+            .map_err(|error| format!("{path}: {error:?}"))?;
+        let (parts, body) = response.into_parts();
+        let body = tokio::time::timeout(REQUEST_TIMEOUT, body.collect())
+            .await
+            .map_err(|_| format!("{path}: body not received within 10 s"))?
+            .map_err(|error| format!("{path}: reading the body: {error:?}"))?
+            .to_bytes();
+        Ok(Reply { status: parts.status, version: parts.version, headers: parts.headers, body })
+    }
+
+    /// Sends one request and panics when no response arrives.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Reply {
+        let described = format!("{method} {path}");
+        self.send(method, path, headers, body)
+            .await
+            .unwrap_or_else(|error| panic!("{described}: {error}"))
+    }
+
+    /// POSTs `body` as JSON with `authorization`; `Err` when no response arrived.
+    pub async fn try_post_json(
+        &self,
+        path: &str,
+        authorization: &str,
+        body: &Value,
+    ) -> Result<(StatusCode, Value), String> {
+        let bytes = serde_json::to_vec(body).expect("serialising a request body");
+        let reply =
+            self.send(Method::POST, path, &[("authorization", authorization)], bytes).await?;
+        Ok((reply.status, reply.json()))
+    }
+
+    /// POSTs `body` as JSON with `authorization`.
+    pub async fn post_json(
+        &self,
+        path: &str,
+        authorization: &str,
+        body: Value,
+    ) -> (StatusCode, Value) {
+        self.try_post_json(path, authorization, &body)
+            .await
+            .unwrap_or_else(|error| panic!("POST {path}: {error}"))
+    }
+
+    /// GETs `path` with `authorization`; `Err` when no response arrived.
+    pub async fn try_get_json(
+        &self,
+        path: &str,
+        authorization: &str,
+    ) -> Result<(StatusCode, Value), String> {
+        let headers = [("authorization", authorization)];
+        let reply = self.send(Method::GET, path, &headers, Vec::new()).await?;
+        Ok((reply.status, reply.json()))
+    }
+
+    /// GETs `path` with `authorization`.
+    pub async fn get_json(&self, path: &str, authorization: &str) -> (StatusCode, Value) {
+        self.try_get_json(path, authorization)
+            .await
+            .unwrap_or_else(|error| panic!("GET {path}: {error}"))
+    }
+
+    /// Polls `/readyz` until it answers 200; panics after 20 s.
+    pub async fn wait_ready(&self) {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        let mut last = String::from("no attempt");
+        while Instant::now() < deadline {
+            match self.send(Method::GET, "/readyz", &[], Vec::new()).await {
+                Ok(reply) if reply.status == StatusCode::OK => return,
+                Ok(reply) => last = format!("status {}", reply.status),
+                Err(error) => last = error,
+            }
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+        panic!("{}/readyz did not answer 200 within 20 s; last: {last}", self.base);
+    }
+}
+
+/// A UUID string for a 128-bit id.
+pub fn uuid(id: u128) -> String {
+    uuid::Uuid::from_u128(id).hyphenated().to_string()
+}
+
+/// The 128-bit id in a JSON UUID string.
+pub fn id_of(value: &Value) -> u128 {
+    let text = value.as_str().unwrap_or_else(|| panic!("not a UUID string: {value}"));
+    uuid::Uuid::parse_str(text).unwrap_or_else(|e| panic!("{text:?}: {e}")).as_u128()
+}
+
+/// The seed of the randomised tests: `PROTEA_TEST_SEED` when set, else a fixed one, so a
+/// run is reproducible (up to thread and network interleavings).
+pub fn seed() -> u64 {
+    match std::env::var("PROTEA_TEST_SEED") {
+        Ok(text) => text.parse().unwrap_or_else(|_| panic!("PROTEA_TEST_SEED={text:?}")),
+        Err(_) => 0x5EED_CAFE_F00D_0001,
+    }
+}
+
+/// SplitMix64: small, fast, and the same sequence for the same seed everywhere.
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator starting at `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `low..=high`.
+    pub fn range(&mut self, low: u64, high: u64) -> u64 {
+        low + self.next_u64() % (high - low + 1)
+    }
+
+    /// An index below `len` (which must not be zero).
+    pub fn index(&mut self, len: usize) -> usize {
+        usize::try_from(self.next_u64() % len as u64).expect("an index fits usize")
+    }
+
+    /// True `percent` times in a hundred.
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.next_u64() % 100 < percent
+    }
+}
