@@ -144,8 +144,10 @@ fn commit(
         if expired.is_empty() && client_events.is_empty() {
             return Ok((Vec::new(), timestamp_last));
         }
-        let mut events: Vec<Event> =
-            expired.iter().map(|&(_, tenant, id)| Event::ExpirePending(Key::new(tenant, id))).collect();
+        let mut events: Vec<Event> = expired
+            .iter()
+            .map(|&(_, tenant, id)| Event::ExpirePending(Key::new(tenant, id)))
+            .collect();
         events.extend_from_slice(client_events);
         let mut state = tables.prefetch(&events, timestamp_last)?;
         let (mut outcomes, changes) = ledger::apply(&mut state, &events, now);

@@ -208,8 +208,15 @@ impl Run<'_> {
         outcome
     }
 
+    /// The timestamp the next applied event gets: `now`, or one past the last.
+    fn peek_timestamp(&self) -> u64 {
+        let after_last =
+            self.state.timestamp_last.checked_add(1).expect("u64 nanoseconds last until 2554");
+        self.now_ns.max(after_last)
+    }
+
     fn next_timestamp(&mut self) -> u64 {
-        let timestamp = self.now_ns.max(self.state.timestamp_last + 1);
+        let timestamp = self.peek_timestamp();
         self.state.timestamp_last = timestamp;
         timestamp
     }
@@ -273,7 +280,8 @@ impl Run<'_> {
         validate_new_transfer(new)?;
         let key = Key::new(tenant, new.id);
         if let Some(existing) = self.state.transfers.get(&key) {
-            return Ok(existing_transfer(new, existing));
+            let pending = self.state.transfers.get(&Key::new(tenant, existing.pending_id));
+            return Ok(existing_transfer(new, existing, pending));
         }
         if let Some(&first) = self.state.failures.get(&key) {
             let code = ResultCode::IdAlreadyFailed;
@@ -303,6 +311,9 @@ impl Run<'_> {
         check_accounts_for_new(new, &debit, &credit)?;
         let amount = balanced_amount(new, &debit, &credit)?;
         let pending = new.flags.contains(TransferFlags::PENDING);
+        if pending {
+            check_timeout(self.peek_timestamp(), new.timeout_seconds)?;
+        }
         check_overflows(&debit, &credit, amount, pending)?;
         check_limits(&debit, &credit, amount)?;
         let timestamp = self.next_timestamp();
@@ -532,17 +543,39 @@ fn existing_account(new: &NewAccount, existing: &Account) -> Outcome {
     Outcome { code, failed_with: None, record: Some(Record::Account(*existing)) }
 }
 
+/// Flags compared on a retry: `linked` only says how the event was batched.
 fn without_linked_account(flags: AccountFlags) -> u16 {
     flags.bits() & !AccountFlags::LINKED.bits()
 }
 
-fn existing_transfer(new: &NewTransfer, existing: &Transfer) -> Outcome {
+/// Flags compared on a retry: `linked` only says how the event was batched.
+fn without_linked_transfer(flags: TransferFlags) -> u16 {
+    flags.bits() & !TransferFlags::LINKED.bits()
+}
+
+/// A pending transfer's expiry must be representable.
+fn check_timeout(timestamp: u64, timeout_seconds: u32) -> Result<(), ResultCode> {
+    let timeout_ns = u64::from(timeout_seconds) * 1_000_000_000;
+    match timestamp.checked_add(timeout_ns) {
+        Some(_) => Ok(()),
+        None => Err(ResultCode::OverflowsTimeout),
+    }
+}
+
+/// `pending` is the transfer `existing` posted or voided, if it is one.
+fn existing_transfer(
+    new: &NewTransfer,
+    existing: &Transfer,
+    pending: Option<&Transfer>,
+) -> Outcome {
     let same = if resolves_pending(new.flags) {
-        same_resolving(new, existing)
+        same_resolving(new, existing, pending)
     } else {
         same_moving(new, existing)
     };
-    let same = same && new.flags == existing.flags && new.user_data == existing.user_data;
+    let same = same
+        && without_linked_transfer(new.flags) == without_linked_transfer(existing.flags)
+        && new.user_data == existing.user_data;
     let code = if same { ResultCode::Exists } else { ResultCode::ExistsWithDifferentFields };
     Outcome { code, failed_with: None, record: Some(Record::Transfer(*existing)) }
 }
@@ -552,11 +585,12 @@ fn same_or_zero<T: PartialEq + Default>(given: T, stored: T) -> bool {
     given == T::default() || given == stored
 }
 
-fn same_resolving(new: &NewTransfer, existing: &Transfer) -> bool {
-    let amount_matches = if new.flags.contains(TransferFlags::POST_PENDING) {
-        same_or_zero(new.amount, existing.amount)
-    } else {
-        true
+/// A zero amount on a post asks for the whole pending amount, not for "as stored"; a void
+/// always releases the whole pending amount, which is what it stored.
+fn same_resolving(new: &NewTransfer, existing: &Transfer, pending: Option<&Transfer>) -> bool {
+    let amount_matches = match (new.flags.contains(TransferFlags::POST_PENDING), new.amount) {
+        (true, 0) => pending.is_some_and(|p| p.amount == existing.amount),
+        (_, amount) => same_or_zero(amount, existing.amount),
     };
     new.pending_id == existing.pending_id
         && same_or_zero(new.debit_account_id, existing.debit_account_id)

@@ -98,7 +98,9 @@ flags! {
     TransferFlags {
         /// Chains this event to the next one in the batch: all succeed or none do.
         LINKED = 0, "linked";
-        /// Reserves the amount (an authorisation) until posted, voided or expired.
+        /// Reserves the amount (an authorisation) until posted, voided or expired. Once its
+        /// timeout passes it can no longer be posted; the store releases the reservation
+        /// with an [`Event::ExpirePending`] within its expiry scan interval.
         PENDING = 1, "pending";
         /// Posts (captures) a pending transfer, fully or partially.
         POST_PENDING = 2, "post_pending";
