@@ -94,7 +94,8 @@ pub async fn serve(app: Arc<App>, listener: std::os::unix::net::UnixListener) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
-                let served = tokio::time::timeout(CONNECTION_TIMEOUT, serve_connection(&app, stream));
+                let served =
+                    tokio::time::timeout(CONNECTION_TIMEOUT, serve_connection(&app, stream));
                 if served.await.is_err() {
                     tracing::warn!("admin connection timed out");
                 }
@@ -187,7 +188,10 @@ fn parse_digest(hex: &str) -> Option<[u8; 32]> {
 }
 
 /// Sends `request` to a running gateway. `Ok(None)` when no gateway listens there.
-pub async fn send(data_dir: &Path, request: &AdminRequest) -> std::io::Result<Option<AdminResponse>> {
+pub async fn send(
+    data_dir: &Path,
+    request: &AdminRequest,
+) -> std::io::Result<Option<AdminResponse>> {
     let mut stream = match UnixStream::connect(socket_path(data_dir)).await {
         Ok(stream) => stream,
         Err(error) if is_absent(&error) => return Ok(None),

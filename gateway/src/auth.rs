@@ -62,7 +62,8 @@ mod tests {
 
     fn cache_with_key() -> (KeyCache, String) {
         let key = crypto::api_key::generate().unwrap();
-        let record = ApiKeyRecord { key_id: key.key_id.clone(), tenant: 7, secret_digest: key.digest };
+        let record =
+            ApiKeyRecord { key_id: key.key_id.clone(), tenant: 7, secret_digest: key.digest };
         (KeyCache::new(vec![record]), format!("{}.{}", key.key_id, key.secret))
     }
 

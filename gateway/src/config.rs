@@ -92,6 +92,9 @@ pub struct ServeArgs {
     /// Seconds a client has to send a request's headers.
     #[arg(long, env = "PROTEA_HEADER_READ_TIMEOUT_SECONDS", default_value_t = 10)]
     pub header_read_timeout_seconds: u64,
+    /// Seconds a client has to send a request's body once its headers arrived; past it, 408.
+    #[arg(long, env = "PROTEA_BODY_READ_TIMEOUT_SECONDS", default_value_t = 30)]
+    pub body_read_timeout_seconds: u64,
     /// Log filter (tracing syntax, e.g. `info` or `gateway=debug`).
     #[arg(long, env = "PROTEA_LOG", default_value = "info")]
     pub log: String,
@@ -118,6 +121,8 @@ pub struct Config {
     pub drain_timeout: Duration,
     /// Time allowed to send request headers.
     pub header_read_timeout: Duration,
+    /// Time allowed to send a request body.
+    pub body_read_timeout: Duration,
     /// Log filter.
     pub log: String,
 }
@@ -151,17 +156,20 @@ fn within(
 impl ServeArgs {
     /// Validates the flags into a [`Config`]; `cores` is the machine's core count.
     pub fn validate(&self, cores: usize) -> Result<Config, ConfigError> {
-        let listen = self
-            .listen
-            .parse()
-            .map_err(|_| invalid("listen", format!("{:?} is not an address like 127.0.0.1:8080", self.listen)))?;
+        let listen = self.listen.parse().map_err(|_| {
+            invalid("listen", format!("{:?} is not an address like 127.0.0.1:8080", self.listen))
+        })?;
         let threads = within("threads", self.threads.unwrap_or(cores), 1..=1024)?;
-        let batch_size_max = within("batch-size-max", self.batch_size_max, REQUEST_EVENTS_MAX..=1_000_000)?;
+        let batch_size_max =
+            within("batch-size-max", self.batch_size_max, REQUEST_EVENTS_MAX..=1_000_000)?;
         if self.drain_timeout_seconds > 3600 {
             return Err(invalid("drain-timeout-seconds", "must be at most 3600"));
         }
         if !(1..=600).contains(&self.header_read_timeout_seconds) {
             return Err(invalid("header-read-timeout-seconds", "must be from 1 to 600"));
+        }
+        if !(1..=600).contains(&self.body_read_timeout_seconds) {
+            return Err(invalid("body-read-timeout-seconds", "must be from 1 to 600"));
         }
         Ok(Config {
             listen,
@@ -169,10 +177,15 @@ impl ServeArgs {
             threads,
             batch_size_max,
             queue_depth_max: within("queue-depth-max", self.queue_depth_max, 1..=1_000_000)?,
-            body_bytes_max: within("body-bytes-max", self.body_bytes_max, 1024..=256 * 1024 * 1024)?,
+            body_bytes_max: within(
+                "body-bytes-max",
+                self.body_bytes_max,
+                1024..=256 * 1024 * 1024,
+            )?,
             connections_max: within("connections-max", self.connections_max, 1..=1_000_000)?,
             drain_timeout: Duration::from_secs(self.drain_timeout_seconds),
             header_read_timeout: Duration::from_secs(self.header_read_timeout_seconds),
+            body_read_timeout: Duration::from_secs(self.body_read_timeout_seconds),
             log: self.log.clone(),
         })
     }
@@ -213,7 +226,8 @@ mod tests {
 
     #[test]
     fn tenant_create_parses() {
-        let cli = Cli::try_parse_from(["gateway", "tenant", "create", "acme", "--data-dir", "/x"]).unwrap();
+        let cli = Cli::try_parse_from(["gateway", "tenant", "create", "acme", "--data-dir", "/x"])
+            .unwrap();
         let Some(Command::Tenant(TenantCommand::Create { name, storage })) = cli.command else {
             panic!("expected tenant create");
         };

@@ -50,8 +50,14 @@ pub enum ApiError {
     #[error("no such route")]
     RouteNotFound,
     /// The path exists, but not with this method.
-    #[error("method not allowed")]
-    MethodNotAllowed,
+    #[error("method not allowed; this path takes {allow}")]
+    MethodNotAllowed {
+        /// The method the path takes.
+        allow: &'static str,
+    },
+    /// The client did not send the body in time.
+    #[error("the request body did not arrive in time")]
+    BodyTimeout,
     /// A path or query parameter is invalid.
     #[error("{message}")]
     InvalidParam {
@@ -82,7 +88,9 @@ impl From<SubmitError<StoreError>> for ApiError {
         match error {
             SubmitError::QueueFull => Self::Busy,
             SubmitError::ShuttingDown => Self::ShuttingDown,
-            SubmitError::TooLarge { batch_size_max, .. } => Self::TooManyEvents { max: batch_size_max },
+            SubmitError::TooLarge { batch_size_max, .. } => {
+                Self::TooManyEvents { max: batch_size_max }
+            }
             SubmitError::Flush(store) => Self::Storage(store),
         }
     }
@@ -106,9 +114,13 @@ impl ApiError {
                 code: e.code,
                 param: e.param.clone(),
             },
-            Self::BodyTooLarge { .. } => simple(S::PAYLOAD_TOO_LARGE, "invalid_request_error", "body_too_large"),
+            Self::BodyTooLarge { .. } => {
+                simple(S::PAYLOAD_TOO_LARGE, "invalid_request_error", "body_too_large")
+            }
             Self::BodyRead => simple(S::BAD_REQUEST, "invalid_request_error", "body_unreadable"),
-            Self::Unauthenticated => simple(S::UNAUTHORIZED, "authentication_error", "invalid_credentials"),
+            Self::Unauthenticated => {
+                simple(S::UNAUTHORIZED, "authentication_error", "invalid_credentials")
+            }
             Self::NotFound { code, .. } => Shape {
                 status: S::NOT_FOUND,
                 kind: "invalid_request_error",
@@ -116,7 +128,12 @@ impl ApiError {
                 param: Some("id".into()),
             },
             Self::RouteNotFound => simple(S::NOT_FOUND, "invalid_request_error", "route_not_found"),
-            Self::MethodNotAllowed => simple(S::METHOD_NOT_ALLOWED, "invalid_request_error", "method_not_allowed"),
+            Self::MethodNotAllowed { .. } => {
+                simple(S::METHOD_NOT_ALLOWED, "invalid_request_error", "method_not_allowed")
+            }
+            Self::BodyTimeout => {
+                simple(S::REQUEST_TIMEOUT, "invalid_request_error", "body_timeout")
+            }
             Self::InvalidParam { param, .. } => Shape {
                 status: S::BAD_REQUEST,
                 kind: "invalid_request_error",
@@ -125,8 +142,12 @@ impl ApiError {
             },
             Self::Busy => simple(S::SERVICE_UNAVAILABLE, "api_error", "overloaded"),
             Self::ShuttingDown => simple(S::SERVICE_UNAVAILABLE, "api_error", "shutting_down"),
-            Self::TooManyEvents { .. } => simple(S::PAYLOAD_TOO_LARGE, "invalid_request_error", "too_many_events"),
-            Self::Storage(e) if e.is_retryable() => simple(S::SERVICE_UNAVAILABLE, "api_error", "storage_unavailable"),
+            Self::TooManyEvents { .. } => {
+                simple(S::BAD_REQUEST, "invalid_request_error", "too_many_events")
+            }
+            Self::Storage(e) if e.is_retryable() => {
+                simple(S::SERVICE_UNAVAILABLE, "api_error", "storage_unavailable")
+            }
             Self::Storage(_) => simple(S::INTERNAL_SERVER_ERROR, "api_error", "internal_error"),
         }
     }
@@ -134,7 +155,9 @@ impl ApiError {
     /// What the client reads: never internals.
     fn client_message(&self) -> String {
         match self {
-            Self::Storage(e) if e.is_retryable() => "storage is unavailable; retry with the same ids".into(),
+            Self::Storage(e) if e.is_retryable() => {
+                "storage is unavailable; retry with the same ids".into()
+            }
             Self::Storage(_) => "internal error; the request id identifies it in the logs".into(),
             Self::TooManyEvents { max } => format!("a request may carry at most {max} events"),
             Self::Wire(e) => e.message.clone(),
@@ -166,8 +189,14 @@ impl ApiError {
         if shape.status == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
         }
-        if matches!(self, Self::Unauthenticated) {
-            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        match self {
+            Self::Unauthenticated => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            Self::MethodNotAllowed { allow } => {
+                headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+            }
+            _ => {}
         }
         response
     }
@@ -178,7 +207,9 @@ pub fn json_response(status: StatusCode, mut body: Vec<u8>) -> Response<Body> {
     body.push(b'\n');
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }
 

@@ -24,22 +24,32 @@ const PAGE_LIMIT_MAX: usize = 1000;
 /// Page size when `limit` is absent.
 const PAGE_LIMIT_DEFAULT: usize = 100;
 
-/// Serves `route` for `request`; `id` is the parsed `{id}` segment where the route has one.
+/// What the caller established before the handler runs: the tenant (zero on routes
+/// that need no credentials) and the parsed `{id}` segment (zero where there is none).
+#[derive(Clone, Copy, Debug)]
+pub struct Target {
+    /// The authenticated tenant.
+    pub tenant: TenantId,
+    /// The path's id.
+    pub id: u128,
+}
+
+/// Serves `route` for `request`.
 pub async fn handle(
     core: &Core,
     route: RouteId,
-    id: u128,
+    target: Target,
     request: Request<Incoming>,
 ) -> Result<Response<Body>, ApiError> {
     match route {
         RouteId::Livez => Ok(status_json(StatusCode::OK, "live")),
         RouteId::Readyz => Ok(readiness(core)),
         RouteId::Metrics => Ok(metrics(core)),
-        RouteId::CreateAccounts => create_accounts(core, request).await,
-        RouteId::CreateTransfers => create_transfers(core, request).await,
-        RouteId::GetAccount => get_account(core, id, &request),
-        RouteId::GetTransfer => get_transfer(core, id, &request),
-        RouteId::ListAccountTransfers => list_account_transfers(core, id, &request),
+        RouteId::CreateAccounts => create_accounts(core, target.tenant, request).await,
+        RouteId::CreateTransfers => create_transfers(core, target.tenant, request).await,
+        RouteId::GetAccount => get_account(core, target),
+        RouteId::GetTransfer => get_transfer(core, target),
+        RouteId::ListAccountTransfers => list_account_transfers(core, target, &request),
     }
 }
 
@@ -63,9 +73,15 @@ fn metrics(core: &Core) -> Response<Body> {
     response
 }
 
-/// Reads the whole body, refusing more than `limit` bytes (up front when the client
-/// declares a larger Content-Length).
-async fn read_body(request: Request<Incoming>, limit: usize) -> Result<Vec<u8>, ApiError> {
+/// Reads the whole body within `body_read_timeout`, refusing more than `body_bytes_max`
+/// bytes (up front when the client declares a larger Content-Length).
+async fn read_body(core: &Core, request: Request<Incoming>) -> Result<Vec<u8>, ApiError> {
+    let config = &core.app.config;
+    let read = read_body_limited(request, config.body_bytes_max);
+    tokio::time::timeout(config.body_read_timeout, read).await.map_err(|_| ApiError::BodyTimeout)?
+}
+
+async fn read_body_limited(request: Request<Incoming>, limit: usize) -> Result<Vec<u8>, ApiError> {
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -87,9 +103,12 @@ fn decode_limits() -> DecodeLimits {
     DecodeLimits { events_max: REQUEST_EVENTS_MAX, depth_max: DEPTH_MAX }
 }
 
-async fn create_accounts(core: &Core, request: Request<Incoming>) -> Result<Response<Body>, ApiError> {
-    let tenant = core.app.keys.authenticate(request.headers())?;
-    let mut body = read_body(request, core.app.config.body_bytes_max).await?;
+async fn create_accounts(
+    core: &Core,
+    tenant: TenantId,
+    request: Request<Incoming>,
+) -> Result<Response<Body>, ApiError> {
+    let mut body = read_body(core, request).await?;
     let decoded = wire::decode_accounts(&mut body, &decode_limits())?;
     let ids: Vec<u128> = decoded.as_slice().iter().map(|a| a.id).collect();
     let one = matches!(decoded, Decoded::One(_));
@@ -99,9 +118,12 @@ async fn create_accounts(core: &Core, request: Request<Incoming>) -> Result<Resp
     Ok(creation_response(one, &ids, &outcomes))
 }
 
-async fn create_transfers(core: &Core, request: Request<Incoming>) -> Result<Response<Body>, ApiError> {
-    let tenant = core.app.keys.authenticate(request.headers())?;
-    let mut body = read_body(request, core.app.config.body_bytes_max).await?;
+async fn create_transfers(
+    core: &Core,
+    tenant: TenantId,
+    request: Request<Incoming>,
+) -> Result<Response<Body>, ApiError> {
+    let mut body = read_body(core, request).await?;
     let decoded = wire::decode_transfers(&mut body, &decode_limits())?;
     let ids: Vec<u128> = decoded.as_slice().iter().map(|t| t.id).collect();
     let one = matches!(decoded, Decoded::One(_));
@@ -215,24 +237,20 @@ fn uuid_string(id: u128) -> String {
     String::from_utf8_lossy(&wire::encode_uuid(id)).into_owned()
 }
 
-fn tenant_of(core: &Core, request: &Request<Incoming>) -> Result<TenantId, ApiError> {
-    core.app.keys.authenticate(request.headers())
-}
-
-fn get_account(core: &Core, id: u128, request: &Request<Incoming>) -> Result<Response<Body>, ApiError> {
-    let tenant = tenant_of(core, request)?;
-    let account = core.app.store.account(Key::new(tenant, id))?.ok_or(ACCOUNT_NOT_FOUND)?;
+fn get_account(core: &Core, target: Target) -> Result<Response<Body>, ApiError> {
+    let account =
+        core.app.store.account(Key::new(target.tenant, target.id))?.ok_or(ACCOUNT_NOT_FOUND)?;
     let mut body = Vec::with_capacity(512);
     wire::write_account(&mut body, &account);
     Ok(json_response(StatusCode::OK, body))
 }
 
-fn get_transfer(core: &Core, id: u128, request: &Request<Incoming>) -> Result<Response<Body>, ApiError> {
-    let tenant = tenant_of(core, request)?;
-    let transfer = core.app.store.transfer(Key::new(tenant, id))?.ok_or(ApiError::NotFound {
-        code: "transfer_not_found",
-        message: "no transfer with this id",
-    })?;
+fn get_transfer(core: &Core, target: Target) -> Result<Response<Body>, ApiError> {
+    let transfer =
+        core.app.store.transfer(Key::new(target.tenant, target.id))?.ok_or(ApiError::NotFound {
+            code: "transfer_not_found",
+            message: "no transfer with this id",
+        })?;
     let mut body = Vec::with_capacity(512);
     wire::write_transfer(&mut body, &transfer);
     Ok(json_response(StatusCode::OK, body))
@@ -271,8 +289,10 @@ fn page_query(query: Option<&str>) -> Result<PageQuery, ApiError> {
 }
 
 fn parse_limit(value: &str) -> Result<usize, ApiError> {
-    let invalid =
-        ApiError::InvalidParam { param: "limit", message: "limit must be an integer from 1 to 1000" };
+    let invalid = ApiError::InvalidParam {
+        param: "limit",
+        message: "limit must be an integer from 1 to 1000",
+    };
     match value.parse::<usize>() {
         Ok(limit) if (1..=PAGE_LIMIT_MAX).contains(&limit) => Ok(limit),
         _ => Err(invalid),
@@ -281,15 +301,14 @@ fn parse_limit(value: &str) -> Result<usize, ApiError> {
 
 fn list_account_transfers(
     core: &Core,
-    id: u128,
+    target: Target,
     request: &Request<Incoming>,
 ) -> Result<Response<Body>, ApiError> {
-    let tenant = tenant_of(core, request)?;
     let page = page_query(request.uri().query())?;
     let mut transfers = core
         .app
         .store
-        .account_transfers(Key::new(tenant, id), page.after, page.limit + 1)?
+        .account_transfers(Key::new(target.tenant, target.id), page.after, page.limit + 1)?
         .ok_or(ACCOUNT_NOT_FOUND)?;
     let has_more = transfers.len() > page.limit;
     transfers.truncate(page.limit);

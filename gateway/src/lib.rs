@@ -17,3 +17,6 @@ pub mod run;
 pub mod server;
 pub mod tenant_cmd;
 pub mod wire;
+
+#[cfg(test)]
+mod openapi_spec;

@@ -87,15 +87,27 @@ impl Metrics {
             "HTTP request latency by route, method and status",
             request_duration_seconds.clone(),
         );
-        registry.register("ledger_results", "Ledger event results by kind and code", ledger_results.clone());
+        registry.register(
+            "ledger_results",
+            "Ledger event results by kind and code",
+            ledger_results.clone(),
+        );
         registry.register("batch_events", "Events per group commit, by core", batch_events.clone());
-        registry.register("batch_requests", "Requests per group commit, by core", batch_requests.clone());
+        registry.register(
+            "batch_requests",
+            "Requests per group commit, by core",
+            batch_requests.clone(),
+        );
         registry.register(
             "flush_duration_seconds",
             "Time from flush start to durable commit, by core",
             flush_duration_seconds.clone(),
         );
-        registry.register("queue_depth", "Requests waiting for a core's batcher", queue_depth.clone());
+        registry.register(
+            "queue_depth",
+            "Requests waiting for a core's batcher",
+            queue_depth.clone(),
+        );
         registry.register("connections_open", "Open client connections", connections_open.clone());
         registry.register(
             "connections_refused",
@@ -148,6 +160,9 @@ impl pool::batcher::FlushObserver for CoreFlushObserver {
     fn flushed(&self, requests: usize, events: usize, latency: Duration) {
         self.metrics.batch_events.get_or_create(&self.core).observe(events as f64);
         self.metrics.batch_requests.get_or_create(&self.core).observe(requests as f64);
-        self.metrics.flush_duration_seconds.get_or_create(&self.core).observe(latency.as_secs_f64());
+        self.metrics
+            .flush_duration_seconds
+            .get_or_create(&self.core)
+            .observe(latency.as_secs_f64());
     }
 }

@@ -75,15 +75,19 @@ pub struct Matched<'p> {
 pub enum NoRoute {
     /// No route has this path.
     NotFound,
-    /// The path exists with other methods.
-    MethodNotAllowed,
+    /// The path exists with another method.
+    MethodNotAllowed {
+        /// The method the path takes (for the `Allow` header).
+        allow: &'static str,
+    },
 }
 
 /// Matches `method` and `path` (without the query) to a route.
 pub fn route<'p>(method: &Method, path: &'p str) -> Result<Matched<'p>, NoRoute> {
     let (route, id) = by_path(path).ok_or(NoRoute::NotFound)?;
-    if route.template().0 != method.as_str() {
-        return Err(NoRoute::MethodNotAllowed);
+    let allow = route.template().0;
+    if allow != method.as_str() {
+        return Err(NoRoute::MethodNotAllowed { allow });
     }
     Ok(Matched { route, id })
 }
@@ -94,11 +98,15 @@ fn by_path(path: &str) -> Option<(RouteId, &str)> {
     let found = match (segments.next(), segments.next(), segments.next(), segments.next()) {
         (Some("v1"), Some("accounts"), None, None) => (RouteId::CreateAccounts, ""),
         (Some("v1"), Some("transfers"), None, None) => (RouteId::CreateTransfers, ""),
-        (Some("v1"), Some("accounts"), Some(id), None) if !id.is_empty() => (RouteId::GetAccount, id),
+        (Some("v1"), Some("accounts"), Some(id), None) if !id.is_empty() => {
+            (RouteId::GetAccount, id)
+        }
         (Some("v1"), Some("accounts"), Some(id), Some("transfers")) if !id.is_empty() => {
             (RouteId::ListAccountTransfers, id)
         }
-        (Some("v1"), Some("transfers"), Some(id), None) if !id.is_empty() => (RouteId::GetTransfer, id),
+        (Some("v1"), Some("transfers"), Some(id), None) if !id.is_empty() => {
+            (RouteId::GetTransfer, id)
+        }
         (Some("livez"), None, None, None) => (RouteId::Livez, ""),
         (Some("readyz"), None, None, None) => (RouteId::Readyz, ""),
         (Some("metrics"), None, None, None) => (RouteId::Metrics, ""),
@@ -137,9 +145,9 @@ mod tests {
             (Method::GET, "/v1/accounts/", Err(NoRoute::NotFound)),
             (Method::GET, "/v1/accounts/x/transfers/y", Err(NoRoute::NotFound)),
             (Method::GET, "/v2/accounts", Err(NoRoute::NotFound)),
-            (Method::GET, "/v1/accounts", Err(NoRoute::MethodNotAllowed)),
-            (Method::DELETE, "/v1/transfers/abc", Err(NoRoute::MethodNotAllowed)),
-            (Method::POST, "/livez", Err(NoRoute::MethodNotAllowed)),
+            (Method::GET, "/v1/accounts", Err(NoRoute::MethodNotAllowed { allow: "POST" })),
+            (Method::DELETE, "/v1/transfers/abc", Err(NoRoute::MethodNotAllowed { allow: "GET" })),
+            (Method::POST, "/livez", Err(NoRoute::MethodNotAllowed { allow: "GET" })),
         ];
         for (method, path, expected) in cases {
             assert_eq!(route(&method, path).map(|m| m.route), expected, "{method} {path}");

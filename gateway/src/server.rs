@@ -24,9 +24,9 @@ use tokio::task::JoinSet;
 
 use crate::app::{App, Core, StoreFlusher};
 use crate::errors::{ApiError, Body};
-use crate::handlers;
+use crate::handlers::{self, Target};
 use crate::metrics::{CoreFlushObserver, CoreLabels, RequestLabels};
-use crate::router::{self, NoRoute};
+use crate::router::{self, NoRoute, RouteId};
 use crate::wire;
 
 /// Runs one core until `shutdown` flips, then drains it.
@@ -142,7 +142,10 @@ fn serve_connection(
     });
 }
 
-async fn serve_request(core: Arc<Core>, request: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+async fn serve_request(
+    core: Arc<Core>,
+    request: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
     let started = Instant::now();
     let request_id = request_id(&core, &request);
     let method = request.method().clone();
@@ -169,15 +172,30 @@ async fn route_and_handle(
     let matched = match router::route(request.method(), request.uri().path()) {
         Ok(matched) => matched,
         Err(NoRoute::NotFound) => return ("unmatched", Err(ApiError::RouteNotFound)),
-        Err(NoRoute::MethodNotAllowed) => return ("unmatched", Err(ApiError::MethodNotAllowed)),
+        Err(NoRoute::MethodNotAllowed { allow }) => {
+            return ("unmatched", Err(ApiError::MethodNotAllowed { allow }));
+        }
     };
     let route = matched.route;
     let label = route.template().1;
-    let id = match path_id(matched.id) {
-        Ok(id) => id,
+    let target = match target(core, route, matched.id, &request) {
+        Ok(target) => target,
         Err(error) => return (label, Err(error)),
     };
-    (label, handlers::handle(core, route, id, request).await)
+    (label, handlers::handle(core, route, target, request).await)
+}
+
+/// Authenticates (where the route needs it) and only then parses the path id, so an
+/// unauthenticated caller learns nothing about ids.
+fn target(
+    core: &Core,
+    route: RouteId,
+    id_segment: &str,
+    request: &Request<Incoming>,
+) -> Result<Target, ApiError> {
+    let tenant =
+        if route.is_authenticated() { core.app.keys.authenticate(request.headers())? } else { 0 };
+    Ok(Target { tenant, id: path_id(id_segment)? })
 }
 
 /// The `{id}` segment as a 128-bit id (zero for routes without one).

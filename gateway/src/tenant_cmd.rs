@@ -33,13 +33,14 @@ async fn execute(storage: &StorageArgs, request: AdminRequest) -> anyhow::Result
     let store = open(storage)?;
     let response = match request {
         AdminRequest::CreateTenant { name, key_id, secret_digest } => {
-            let new = admin::new_tenant(name, key_id, &secret_digest).map_err(anyhow::Error::msg)?;
+            let new =
+                admin::new_tenant(name, key_id, &secret_digest).map_err(anyhow::Error::msg)?;
             let tenant = store.create_tenant(new).await?;
             AdminResponse::Created { tenant_id: tenant.id }
         }
-        AdminRequest::ListTenants => {
-            AdminResponse::Tenants { tenants: admin::with_key_ids(store.tenants()?, &store.api_keys()?) }
-        }
+        AdminRequest::ListTenants => AdminResponse::Tenants {
+            tenants: admin::with_key_ids(store.tenants()?, &store.api_keys()?),
+        },
     };
     store.close();
     Ok(response)
@@ -48,7 +49,11 @@ async fn execute(storage: &StorageArgs, request: AdminRequest) -> anyhow::Result
 async fn create(name: String, storage: &StorageArgs) -> anyhow::Result<()> {
     let key = crypto::api_key::generate()?;
     let secret_digest = key.digest.iter().map(|b| format!("{b:02x}")).collect();
-    let request = AdminRequest::CreateTenant { name: name.clone(), key_id: key.key_id.clone(), secret_digest };
+    let request = AdminRequest::CreateTenant {
+        name: name.clone(),
+        key_id: key.key_id.clone(),
+        secret_digest,
+    };
     match execute(storage, request).await? {
         AdminResponse::Created { .. } => {
             println!("tenant: {name}");

@@ -587,7 +587,41 @@ async fn malformed_requests_name_the_problem() {
             None,
             "{method} {path}"
         );
+        if status == StatusCode::METHOD_NOT_ALLOWED {
+            let allowed = if path == "/v1/transfers" { "POST" } else { "GET" };
+            assert_eq!(reply.header("allow"), Some(allowed), "{method} {path}");
+        }
     }
+}
+
+#[tokio::test]
+async fn credentials_are_checked_before_path_ids() {
+    let served = serve_tenants(&["acme"], &[]).await;
+    let reply = served.api.call(Method::GET, "/v1/accounts/not-a-uuid", &[], Vec::new()).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(error_param(&reply.json(), "authentication_error", "invalid_credentials"), None);
+}
+
+#[tokio::test]
+async fn a_body_that_stalls_gets_408() {
+    use std::io::{Read, Write};
+    let served = serve_tenants(&["acme"], &["--body-read-timeout-seconds", "1"]).await;
+    let mut stream = std::net::TcpStream::connect(served.gateway.addr()).unwrap();
+    let head = format!(
+        "POST /v1/transfers HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\nContent-Length: 100\r\n\r\n{{",
+        served.auth()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+    let mut response = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !response.windows(4).any(|w| w == b"\r\n\r\n") {
+        let read = stream.read(&mut buf).unwrap();
+        assert!(read > 0, "connection closed before a response");
+        response.extend_from_slice(&buf[..read]);
+    }
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
 }
 
 #[tokio::test]
