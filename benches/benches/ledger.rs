@@ -7,9 +7,7 @@ use std::hint::black_box;
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use storage::embedded::{Embedded, EmbeddedConfig};
-use storage::ledger::{
-    AccountFlags, Event, NewAccount, NewTransfer, State, TransferFlags, apply,
-};
+use storage::ledger::{AccountFlags, Event, NewAccount, NewTransfer, State, TransferFlags, apply};
 
 const TENANT: u64 = 1;
 const ACCOUNTS: u128 = 1000;

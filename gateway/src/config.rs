@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-/// The most events one request may carry (an array body); fixed by the API.
-pub const REQUEST_EVENTS_MAX: usize = 8190;
+use crate::wire::EVENTS_MAX as REQUEST_EVENTS_MAX;
 
 /// Protea: a transaction gateway for payment networks.
 #[derive(Debug, Parser)]

@@ -11,7 +11,6 @@ use hyper::body::Incoming;
 use storage::ledger::{Event, Key, Outcome, Record, ResultCode, TenantId};
 
 use crate::app::Core;
-use crate::config::REQUEST_EVENTS_MAX;
 use crate::errors::{ApiError, Body, json_response, result_status};
 use crate::metrics::ResultLabels;
 use crate::router::RouteId;
@@ -100,7 +99,7 @@ async fn read_body_limited(request: Request<Incoming>, limit: usize) -> Result<V
 }
 
 fn decode_limits() -> DecodeLimits {
-    DecodeLimits { events_max: REQUEST_EVENTS_MAX, depth_max: DEPTH_MAX }
+    DecodeLimits { events_max: wire::EVENTS_MAX, depth_max: DEPTH_MAX }
 }
 
 async fn create_accounts(
@@ -178,28 +177,15 @@ fn creation_response(one: bool, ids: &[u128], outcomes: &[Outcome]) -> Response<
         if index > 0 {
             body.push(b',');
         }
-        write_outcome_item(&mut body, index, *id, outcome);
+        wire::write_result_item(&mut body, index, *id, outcome);
     }
     body.extend_from_slice(b"]}");
     json_response(StatusCode::OK, body)
 }
 
-fn write_result_fields(out: &mut Vec<u8>, id: u128, outcome: &Outcome) {
-    out.extend_from_slice(b"\"id\":");
-    wire::write_str(out, &uuid_string(id));
-    out.extend_from_slice(b",\"result\":\"");
-    out.extend_from_slice(outcome.code.as_str().as_bytes());
-    out.push(b'"');
-    if let Some(first) = outcome.failed_with {
-        out.extend_from_slice(b",\"original_result\":\"");
-        out.extend_from_slice(first.as_str().as_bytes());
-        out.push(b'"');
-    }
-}
-
 fn write_single_outcome(out: &mut Vec<u8>, id: u128, outcome: &Outcome) {
     out.push(b'{');
-    write_result_fields(out, id, outcome);
+    wire::write_result_fields(out, id, outcome);
     match &outcome.record {
         Some(Record::Account(account)) => {
             out.extend_from_slice(b",\"account\":");
@@ -212,29 +198,6 @@ fn write_single_outcome(out: &mut Vec<u8>, id: u128, outcome: &Outcome) {
         None => {}
     }
     out.push(b'}');
-}
-
-fn write_outcome_item(out: &mut Vec<u8>, index: usize, id: u128, outcome: &Outcome) {
-    out.extend_from_slice(b"{\"index\":");
-    wire::write_u64(out, index as u64);
-    out.push(b',');
-    write_result_fields(out, id, outcome);
-    if let Some(Record::Account(a)) = &outcome.record {
-        write_timestamp(out, a.timestamp);
-    }
-    if let Some(Record::Transfer(t)) = &outcome.record {
-        write_timestamp(out, t.timestamp);
-    }
-    out.push(b'}');
-}
-
-fn write_timestamp(out: &mut Vec<u8>, timestamp: u64) {
-    out.extend_from_slice(b",\"timestamp\":");
-    wire::write_u64(out, timestamp);
-}
-
-fn uuid_string(id: u128) -> String {
-    String::from_utf8_lossy(&wire::encode_uuid(id)).into_owned()
 }
 
 fn get_account(core: &Core, target: Target) -> Result<Response<Body>, ApiError> {

@@ -9,7 +9,7 @@
 //! Writers must never fail, allocate beyond growing `out`, or write anything but valid
 //! JSON: every string that is not a fixed name goes through [`write_str`]'s escaping.
 
-use storage::ledger::{Account, ResultCode, Transfer};
+use storage::ledger::{Account, Outcome, Record, ResultCode, Transfer};
 
 use super::UUID_DIGITS;
 
@@ -171,14 +171,38 @@ pub fn write_transfer(out: &mut Vec<u8>, t: &Transfer) {
 }
 
 /// Writes one event's result: `{"index":0,"id":"…","result":"ok"}`, where `index` is the
-/// event's position in the request (0 for a lone object).
-pub fn write_result_item(out: &mut Vec<u8>, index: usize, id: u128, code: ResultCode) {
+/// event's position in the request, plus `original_result` for `id_already_failed` and
+/// the record's `timestamp` when there is a record.
+pub fn write_result_item(out: &mut Vec<u8>, index: usize, id: u128, outcome: &Outcome) {
     out.extend_from_slice(b"{\"index\":");
     out.extend_from_slice(itoa::Buffer::new().format(index).as_bytes());
-    write_uuid_field(out, b",\"id\":", id);
-    out.extend_from_slice(b",\"result\":\"");
+    out.push(b',');
+    write_result_fields(out, id, outcome);
+    let timestamp = match &outcome.record {
+        Some(Record::Account(a)) => Some(a.timestamp),
+        Some(Record::Transfer(t)) => Some(t.timestamp),
+        None => None,
+    };
+    if let Some(timestamp) = timestamp {
+        out.extend_from_slice(b",\"timestamp\":");
+        write_u64(out, timestamp);
+    }
+    out.push(b'}');
+}
+
+/// Writes `"id":"…","result":"…"` and, for `id_already_failed`, `"original_result":"…"`.
+pub fn write_result_fields(out: &mut Vec<u8>, id: u128, outcome: &Outcome) {
+    write_uuid_field(out, b"\"id\":", id);
+    write_code_field(out, b",\"result\":\"", outcome.code);
+    if let Some(first) = outcome.failed_with {
+        write_code_field(out, b",\"original_result\":\"", first);
+    }
+}
+
+fn write_code_field(out: &mut Vec<u8>, key: &[u8], code: ResultCode) {
+    out.extend_from_slice(key);
     out.extend_from_slice(code.as_str().as_bytes());
-    out.extend_from_slice(b"\"}");
+    out.push(b'"');
 }
 
 #[cfg(test)]
@@ -306,16 +330,27 @@ mod tests {
             ),
         ];
         for (index, id, code, expected) in cases {
-            assert_eq!(written(|out| write_result_item(out, index, id, code)), expected);
+            let outcome = Outcome { code, failed_with: None, record: None };
+            assert_eq!(written(|out| write_result_item(out, index, id, &outcome)), expected);
         }
+        let failed = Outcome {
+            code: ResultCode::IdAlreadyFailed,
+            failed_with: Some(ResultCode::ExceedsCredits),
+            record: None,
+        };
+        assert_eq!(
+            written(|out| write_result_item(out, 3, 1, &failed)),
+            r#"{"index":3,"id":"00000000-0000-0000-0000-000000000001","result":"id_already_failed","original_result":"exceeds_credits"}"#
+        );
     }
 
     #[test]
     fn writers_append() {
         let mut out = b"[".to_vec();
-        write_result_item(&mut out, 0, 1, ResultCode::Ok);
+        let outcome = |code| Outcome { code, failed_with: None, record: None };
+        write_result_item(&mut out, 0, 1, &outcome(ResultCode::Ok));
         out.push(b',');
-        write_result_item(&mut out, 1, 2, ResultCode::Exists);
+        write_result_item(&mut out, 1, 2, &outcome(ResultCode::Exists));
         out.push(b']');
         let parsed: serde_json::Value = serde_json::from_slice(&out).expect("valid JSON");
         assert_eq!(parsed[1]["result"], "exists");

@@ -15,9 +15,12 @@
 pub mod decode;
 pub mod encode;
 
-pub use decode::{DecodeLimits, Decoded, decode_accounts, decode_transfers, parse_uuid};
+pub use decode::{
+    DEPTH_NEEDED, DecodeLimits, Decoded, EVENTS_MAX, decode_accounts, decode_transfers, parse_uuid,
+};
 pub use encode::{
-    encode_uuid, write_account, write_result_item, write_str, write_transfer, write_u64, write_uuid,
+    encode_uuid, write_account, write_result_fields, write_result_item, write_str, write_transfer,
+    write_u64, write_uuid,
 };
 
 /// The most bytes of client input a [`WireError`] message or param ever repeats; longer
@@ -403,6 +406,25 @@ mod tests {
         fn parse_uuid_agrees_with_the_uuid_crate(s in "[0-9a-fA-F\\-gG:{} é]{30,40}") {
             // uuid also takes other forms at other lengths; at 36 only the hyphenated one.
             let model = uuid::Uuid::try_parse(&s).ok().filter(|_| s.len() == 36);
+            prop_assert_eq!(parse_uuid(&s), model.map(|id| id.as_u128()));
+        }
+
+        #[test]
+        fn parse_uuid_rejects_every_wrong_character(
+            id in any::<u128>(),
+            at in 0..36usize,
+            replacement in any::<char>(),
+        ) {
+            let mut text: Vec<char> = uuid::Uuid::from_u128(id).hyphenated().to_string().chars().collect();
+            text[at] = replacement;
+            let text: String = text.into_iter().collect();
+            let model = uuid::Uuid::try_parse(&text).ok().filter(|_| text.len() == 36);
+            prop_assert_eq!(parse_uuid(&text), model.map(|id| id.as_u128()));
+        }
+
+        #[test]
+        fn parse_uuid_on_ascii_noise(s in "[\\x00-\\x7f]{36}") {
+            let model = uuid::Uuid::try_parse(&s).ok();
             prop_assert_eq!(parse_uuid(&s), model.map(|id| id.as_u128()));
         }
 
