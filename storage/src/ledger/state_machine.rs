@@ -66,10 +66,24 @@ pub struct Changes {
     pub pending_statuses: Vec<(Key, PendingStatus)>,
 }
 
+/// Batches at least this large reserve room for their transfers up front. Measured with
+/// `cargo bench -p benches --bench ledger`: reserving halves `apply` for 8190 events
+/// (7.6 ms -> 3.5 ms). Single-event batches measure ~0.5 µs slower in builds that contain
+/// this call even when it does not run (unexplained; negligible next to a commit's fsync).
+const RESERVE_EVENTS_MIN: usize = 64;
+
 /// Applies `events` in order at time `now_ns` (nanoseconds since the Unix epoch),
 /// updating `state`. Linked chains apply whole or not at all.
 pub fn apply(state: &mut State, events: &[Event], now_ns: u64) -> (Vec<Outcome>, Changes) {
-    let mut run = Run { state, now_ns, changes: Changes::default(), undo: Vec::new(), net: 0 };
+    if events.len() >= RESERVE_EVENTS_MIN {
+        state.transfers.reserve(events.len());
+    }
+    let changes = Changes {
+        accounts: Vec::with_capacity(events.len() * 2),
+        transfers: Vec::with_capacity(events.len()),
+        ..Changes::default()
+    };
+    let mut run = Run { state, now_ns, changes, undo: Vec::new(), net: 0 };
     let mut outcomes = Vec::with_capacity(events.len());
     let mut start = 0;
     while start < events.len() {
