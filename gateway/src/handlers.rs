@@ -8,13 +8,13 @@ use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
-use storage::ledger::{Event, Key, Outcome, Record, ResultCode, TenantId};
+use storage::ledger::{Event, Key, NewAccount, NewTransfer, Outcome, Record, ResultCode, TenantId};
 
 use crate::app::Core;
 use crate::errors::{ApiError, Body, json_response, result_status};
 use crate::metrics::ResultLabels;
 use crate::router::RouteId;
-use crate::wire::{self, DecodeLimits, Decoded};
+use crate::wire::{self, DecodeLimits, Decoded, WireError};
 
 /// JSON nesting a valid body never exceeds (array, object, flags array) plus slack.
 const DEPTH_MAX: usize = 8;
@@ -44,8 +44,8 @@ pub async fn handle(
         RouteId::Livez => Ok(status_json(StatusCode::OK, "live")),
         RouteId::Readyz => Ok(readiness(core)),
         RouteId::Metrics => Ok(metrics(core)),
-        RouteId::CreateAccounts => create_accounts(core, target.tenant, request).await,
-        RouteId::CreateTransfers => create_transfers(core, target.tenant, request).await,
+        RouteId::CreateAccounts => create::<NewAccount>(core, target.tenant, request).await,
+        RouteId::CreateTransfers => create::<NewTransfer>(core, target.tenant, request).await,
         RouteId::GetAccount => get_account(core, target),
         RouteId::GetTransfer => get_transfer(core, target),
         RouteId::ListAccountTransfers => list_account_transfers(core, target, &request),
@@ -102,33 +102,57 @@ fn decode_limits() -> DecodeLimits {
     DecodeLimits { events_max: wire::EVENTS_MAX, depth_max: DEPTH_MAX }
 }
 
-async fn create_accounts(
-    core: &Core,
-    tenant: TenantId,
-    request: Request<Incoming>,
-) -> Result<Response<Body>, ApiError> {
-    let mut body = read_body(core, request).await?;
-    let decoded = wire::decode_accounts(&mut body, &decode_limits())?;
-    let ids: Vec<u128> = decoded.as_slice().iter().map(|a| a.id).collect();
-    let one = matches!(decoded, Decoded::One(_));
-    let events = decoded.into_vec().into_iter().map(|a| Event::CreateAccount(tenant, a)).collect();
-    let outcomes = submit(core, events).await?;
-    count_results(core, "account", &outcomes);
-    Ok(creation_response(one, &ids, &outcomes))
+/// What the two create routes differ in.
+trait Creatable: Sized {
+    /// `account` or `transfer`, for metrics.
+    const KIND: &'static str;
+    /// Decodes a body of these.
+    fn decode(body: &mut [u8], limits: &DecodeLimits) -> Result<Decoded<Self>, WireError>;
+    /// The client-chosen id.
+    fn id(&self) -> u128;
+    /// The ledger event creating it for `tenant`.
+    fn event(self, tenant: TenantId) -> Event;
 }
 
-async fn create_transfers(
+impl Creatable for NewAccount {
+    const KIND: &'static str = "account";
+    fn decode(body: &mut [u8], limits: &DecodeLimits) -> Result<Decoded<Self>, WireError> {
+        wire::decode_accounts(body, limits)
+    }
+    fn id(&self) -> u128 {
+        self.id
+    }
+    fn event(self, tenant: TenantId) -> Event {
+        Event::CreateAccount(tenant, self)
+    }
+}
+
+impl Creatable for NewTransfer {
+    const KIND: &'static str = "transfer";
+    fn decode(body: &mut [u8], limits: &DecodeLimits) -> Result<Decoded<Self>, WireError> {
+        wire::decode_transfers(body, limits)
+    }
+    fn id(&self) -> u128 {
+        self.id
+    }
+    fn event(self, tenant: TenantId) -> Event {
+        Event::CreateTransfer(tenant, self)
+    }
+}
+
+/// `POST /v1/accounts` and `POST /v1/transfers`: decode, commit, answer per event.
+async fn create<T: Creatable>(
     core: &Core,
     tenant: TenantId,
     request: Request<Incoming>,
 ) -> Result<Response<Body>, ApiError> {
     let mut body = read_body(core, request).await?;
-    let decoded = wire::decode_transfers(&mut body, &decode_limits())?;
-    let ids: Vec<u128> = decoded.as_slice().iter().map(|t| t.id).collect();
+    let decoded = T::decode(&mut body, &decode_limits())?;
+    let ids: Vec<u128> = decoded.as_slice().iter().map(T::id).collect();
     let one = matches!(decoded, Decoded::One(_));
-    let events = decoded.into_vec().into_iter().map(|t| Event::CreateTransfer(tenant, t)).collect();
+    let events = decoded.into_vec().into_iter().map(|item| item.event(tenant)).collect();
     let outcomes = submit(core, events).await?;
-    count_results(core, "transfer", &outcomes);
+    count_results(core, T::KIND, &outcomes);
     Ok(creation_response(one, &ids, &outcomes))
 }
 
