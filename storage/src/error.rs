@@ -27,6 +27,9 @@ pub enum StoreError {
     /// The writer's queue is full; try again shortly.
     #[error("storage writer queue is full")]
     Overloaded,
+    /// The database schema could not be brought to this build's version.
+    #[error("schema migration failed: {0}")]
+    Migration(String),
     /// A tenant with this name exists already.
     #[error("a tenant named {0:?} exists already")]
     TenantExists(String),
@@ -47,6 +50,7 @@ impl StoreError {
             Self::Invariant(_) => "invariant",
             Self::Closed => "closed",
             Self::Overloaded => "overloaded",
+            Self::Migration(_) => "migration",
             Self::TenantExists(_) => "tenant_exists",
         }
     }

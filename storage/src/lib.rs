@@ -1,13 +1,15 @@
 //! Protea's storage layer: the ledger state machine and the backends that make it durable.
 //!
 //! [`ledger`] holds the rules (pure, no I/O). Backends prefetch, call the ledger and
-//! persist its output; [`embedded`] is the default one, on a single redb file. [`tenants`]
+//! persist its output; [`embedded`] is the default one, on a single redb file, and
+//! [`postgres`] is the production one (in progress: schema and migrations so far). [`tenants`]
 //! describes tenants and the digests of their API keys. This crate never sees HTTP types
 //! or wire formats, and never holds personal information.
 
 pub mod embedded;
 mod error;
 pub mod ledger;
+pub mod postgres;
 pub mod tenants;
 
 pub use error::StoreError;

@@ -5,3 +5,5 @@ mod embedded_store;
 mod ledger_properties;
 mod ledger_scenarios;
 mod ledger_support;
+mod pg_support;
+mod postgres_migrations;
