@@ -8,7 +8,9 @@ use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
-use storage::ledger::{Event, Key, NewAccount, NewTransfer, Outcome, Record, ResultCode, TenantId};
+use storage::ledger::{
+    Event, Key, NewAccount, NewTransfer, Outcome, Record, ResultCode, TenantId, split_open_chain,
+};
 
 use crate::app::Core;
 use crate::errors::{ApiError, Body, json_response, result_status};
@@ -163,14 +165,9 @@ async fn create<T: Creatable>(
 /// an open chain would otherwise continue into another request's events (possibly
 /// another tenant's) and apply or fail with them.
 async fn submit(core: &Core, mut events: Vec<Event>) -> Result<Vec<Outcome>, ApiError> {
-    let closed = events.iter().rposition(|event| !event.is_linked()).map_or(0, |last| last + 1);
-    let open = events.split_off(closed);
+    let open = split_open_chain(&mut events);
     let mut outcomes = if events.is_empty() { Vec::new() } else { core.submit(events).await? };
-    let rejected = |code| Outcome { code, failed_with: None, record: None };
-    if let Some(last) = open.len().checked_sub(1) {
-        outcomes.extend((0..last).map(|_| rejected(ResultCode::LinkedEventFailed)));
-        outcomes.push(rejected(ResultCode::LinkedEventChainOpen));
-    }
+    outcomes.extend(open);
     Ok(outcomes)
 }
 

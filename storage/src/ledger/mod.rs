@@ -11,7 +11,7 @@ mod state_machine;
 mod types;
 
 pub use result::ResultCode;
-pub use state_machine::{Changes, Outcome, Record, State, apply};
+pub use state_machine::{Changes, Outcome, Record, State, apply, split_open_chain};
 pub use types::{
     AMOUNT_MAX, Account, AccountFlags, Event, Key, NewAccount, NewTransfer, PendingStatus,
     TenantId, Transfer, TransferFlags,

@@ -100,6 +100,21 @@ pub fn apply(state: &mut State, events: &[Event], now_ns: u64) -> (Vec<Outcome>,
     (outcomes, changes)
 }
 
+/// Splits a linked chain left open at the end of `events` off the batch and answers it
+/// (`linked_event_failed` for each event, `linked_event_chain_open` for the last). Stores
+/// concatenate batches from many requests, so a caller answers this tail itself and
+/// submits only the rest (where every chain is closed).
+pub fn split_open_chain(events: &mut Vec<Event>) -> Vec<Outcome> {
+    let closed = events.iter().rposition(|event| !event.is_linked()).map_or(0, |last| last + 1);
+    let open = events.len() - closed;
+    events.truncate(closed);
+    let mut outcomes = Vec::new();
+    if open > 0 {
+        push_open_chain(open, &mut outcomes);
+    }
+    outcomes
+}
+
 struct Chain {
     len: usize,
     /// The index of the chain's last event; `None` when the batch ends inside the chain.

@@ -13,7 +13,7 @@
 use std::collections::HashSet;
 
 use storage::ledger::{
-    AMOUNT_MAX, AccountFlags, Event, Key, Outcome, Record, ResultCode, State, TenantId,
+    AMOUNT_MAX, Account, AccountFlags, Event, Key, Outcome, Record, ResultCode, State, TenantId,
     TransferFlags, apply,
 };
 
@@ -21,10 +21,10 @@ use crate::ledger_support::{Acct, OTHER_TENANT, SECOND, TENANT, Tx, balances, ex
 
 /// One table row: setup, the batch under test, what each event answers, what the
 /// accounts hold afterwards.
-struct Scenario {
-    name: &'static str,
+pub(crate) struct Scenario {
+    pub(crate) name: &'static str,
     setup: &'static [Batch],
-    batch: Batch,
+    pub(crate) batch: Batch,
     /// One entry per event of `batch`.
     expect: &'static [&'static str],
     accounts: &'static [Expect],
@@ -32,8 +32,8 @@ struct Scenario {
 
 /// Events applied together at one time.
 #[derive(Clone, Copy)]
-struct Batch {
-    now: u64,
+pub(crate) struct Batch {
+    pub(crate) now: u64,
     events: &'static [Event],
 }
 
@@ -863,7 +863,7 @@ const TENANTS_AND_CLOSED: &[Scenario] = &[
 ];
 
 /// Every table, for the coverage test.
-const TABLES: &[&[Scenario]] = &[
+pub(crate) const TABLES: &[&[Scenario]] = &[
     SINGLE_PHASE,
     VALIDATION,
     TWO_PHASE,
@@ -875,23 +875,66 @@ const TABLES: &[&[Scenario]] = &[
     TENANTS_AND_CLOSED,
 ];
 
-/// Runs `scenario`; returns its batch's outcomes, or what did not match.
+/// Something that applies batches: the pure ledger here, a durable store elsewhere
+/// (`pg_conformance.rs`), so every scenario runs against every backend.
+pub(crate) trait Backend {
+    /// Starts from an empty ledger.
+    fn reset(&mut self);
+    /// Applies one batch at `now`.
+    fn apply(&mut self, events: &[Event], now: u64) -> Vec<Outcome>;
+    /// The account `key`, if it exists.
+    fn account(&mut self, key: Key) -> Option<Account>;
+    /// No record created from now on has a timestamp at or below this.
+    fn timestamp_floor(&mut self) -> u64;
+}
+
+/// The ledger state machine alone.
+#[derive(Default)]
+struct Pure(State);
+
+impl Backend for Pure {
+    fn reset(&mut self) {
+        self.0 = State::default();
+    }
+
+    fn apply(&mut self, events: &[Event], now: u64) -> Vec<Outcome> {
+        apply(&mut self.0, events, now).0
+    }
+
+    fn account(&mut self, key: Key) -> Option<Account> {
+        self.0.accounts.get(&key).copied()
+    }
+
+    fn timestamp_floor(&mut self) -> u64 {
+        self.0.timestamp_last
+    }
+}
+
+/// Runs `scenario` on the pure ledger; returns its batch's outcomes, or what did not match.
 fn check(scenario: &Scenario) -> Result<Vec<Outcome>, String> {
-    let mut state = State::default();
+    check_with(&mut Pure::default(), scenario)
+}
+
+/// Runs `scenario` on `backend` from an empty ledger.
+pub(crate) fn check_with(
+    backend: &mut impl Backend,
+    scenario: &Scenario,
+) -> Result<Vec<Outcome>, String> {
+    backend.reset();
     for (index, setup) in scenario.setup.iter().enumerate() {
-        let (outcomes, _) = apply(&mut state, setup.events, setup.now);
+        let outcomes = backend.apply(setup.events, setup.now);
         if let Some(bad) = outcomes.iter().find(|o| !o.code.is_success()) {
             return Err(format!("setup batch {index} answered {}", describe(bad)));
         }
     }
-    let timestamp_before = state.timestamp_last;
-    let (outcomes, _) = apply(&mut state, scenario.batch.events, scenario.batch.now);
+    let timestamp_before = backend.timestamp_floor();
+    let outcomes = backend.apply(scenario.batch.events, scenario.batch.now);
     let mut problems = Vec::new();
     let actual: Vec<String> = outcomes.iter().map(describe).collect();
     if actual != scenario.expect {
         problems.push(format!("codes: expected {:?}\n        got {actual:?}", scenario.expect));
     }
-    problems.extend(scenario.accounts.iter().filter_map(|expect| check_account(&state, expect)));
+    problems.extend(scenario.accounts.iter().filter_map(|expect| check_account(backend, expect)));
     problems.extend(check_timestamps(scenario.batch, &outcomes, timestamp_before));
     if problems.is_empty() { Ok(outcomes) } else { Err(problems.join("\n  ")) }
 }
@@ -904,17 +947,18 @@ fn describe(outcome: &Outcome) -> String {
     }
 }
 
-fn check_account(state: &State, expect: &Expect) -> Option<String> {
+fn check_account(backend: &mut impl Backend, expect: &Expect) -> Option<String> {
     match expect {
-        Expect::Balances(key, expected) => match state.accounts.get(key) {
-            Some(account) if balances(account) == *expected => None,
-            Some(account) => {
-                Some(format!("account {key:?}: expected {expected:?}, got {:?}", balances(account)))
-            }
+        Expect::Balances(key, expected) => match backend.account(*key) {
+            Some(account) if balances(&account) == *expected => None,
+            Some(account) => Some(format!(
+                "account {key:?}: expected {expected:?}, got {:?}",
+                balances(&account)
+            )),
             None => Some(format!("account {key:?}: missing")),
         },
         Expect::Missing(key) => {
-            state.accounts.contains_key(key).then(|| format!("account {key:?}: should not exist"))
+            backend.account(*key).map(|_| format!("account {key:?}: should not exist"))
         }
     }
 }

@@ -5,5 +5,6 @@ mod embedded_store;
 mod ledger_properties;
 mod ledger_scenarios;
 mod ledger_support;
+mod pg_conformance;
 mod pg_support;
 mod postgres_migrations;

@@ -1,0 +1,103 @@
+//! The SQL of the flush (ADR 0005), prepared once per connection.
+
+/// Claims due pending expiries without waiting on other processes' claims.
+pub const CLAIM_EXPIRIES: &str = "
+DELETE FROM pending_expiries
+WHERE (expires_at, tenant_id, pending_id) IN (
+    SELECT expires_at, tenant_id, pending_id FROM pending_expiries
+    WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2
+    FOR UPDATE SKIP LOCKED)
+RETURNING tenant_id, pending_id";
+
+const ACCOUNT_COLUMNS: &str = "a.tenant_id, a.id, a.ledger, a.code, a.flags, a.user_data, \
+    a.subject_id, a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted, \
+    a.timestamp";
+
+/// Locks, in key order, the named accounts and the accounts of the named pending transfers.
+pub fn lock_accounts() -> String {
+    format!(
+        "WITH wanted(tenant_id, id) AS (
+            SELECT * FROM unnest($1::bigint[], $2::uuid[])
+            UNION
+            SELECT t.tenant_id, x.account_id
+            FROM unnest($3::bigint[], $4::uuid[]) AS p(tenant_id, id)
+            JOIN transfers t ON t.tenant_id = p.tenant_id AND t.id = p.id
+            CROSS JOIN LATERAL (VALUES (t.debit_account_id), (t.credit_account_id)) AS x(account_id))
+        SELECT {ACCOUNT_COLUMNS} FROM accounts a
+        JOIN wanted w ON a.tenant_id = w.tenant_id AND a.id = w.id
+        ORDER BY a.tenant_id, a.id
+        FOR UPDATE OF a"
+    )
+}
+
+/// One account by key.
+pub fn get_account() -> String {
+    format!("SELECT {ACCOUNT_COLUMNS} FROM accounts a WHERE a.tenant_id = $1 AND a.id = $2")
+}
+
+/// Transfers by key.
+pub const READ_TRANSFERS: &str = "
+SELECT t.tenant_id, t.id, t.debit_account_id, t.credit_account_id, t.amount, t.pending_id,
+       t.user_data, t.ledger, t.code, t.flags, t.timeout_seconds, t.timestamp
+FROM transfers t JOIN unnest($1::bigint[], $2::uuid[]) AS k(tenant_id, id)
+  ON t.tenant_id = k.tenant_id AND t.id = k.id";
+
+/// Stored rejections by key.
+pub const READ_FAILURES: &str = "
+SELECT f.tenant_id, f.id, f.result
+FROM transfer_failures f JOIN unnest($1::bigint[], $2::uuid[]) AS k(tenant_id, id)
+  ON f.tenant_id = k.tenant_id AND f.id = k.id";
+
+/// Pending statuses by key.
+pub const READ_STATUSES: &str = "
+SELECT s.tenant_id, s.pending_id, s.status
+FROM pending_statuses s JOIN unnest($1::bigint[], $2::uuid[]) AS k(tenant_id, id)
+  ON s.tenant_id = k.tenant_id AND s.pending_id = k.id";
+
+/// Reserves `$2` timestamps after `max(last, $1 - 1)`; returns the new last and the txid.
+pub const RESERVE_TIMESTAMPS: &str = "
+UPDATE ledger_clock SET timestamp_last = greatest(timestamp_last, $1::bigint - 1) + $2::bigint
+WHERE id = 1 RETURNING timestamp_last, txid_current()";
+
+/// New accounts.
+pub const INSERT_ACCOUNTS: &str = "
+INSERT INTO accounts (tenant_id, id, ledger, code, flags, user_data, subject_id,
+                      debits_pending, debits_posted, credits_pending, credits_posted, timestamp)
+SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::bigint[], $4::int[], $5::int[], $6::uuid[],
+                     $7::uuid[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[],
+                     $12::bigint[])";
+
+/// Changed balances of existing accounts.
+pub const UPDATE_BALANCES: &str = "
+UPDATE accounts a
+SET debits_pending = u.dp, debits_posted = u.dpo, credits_pending = u.cp, credits_posted = u.cpo
+FROM unnest($1::bigint[], $2::uuid[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[])
+  AS u(tenant_id, id, dp, dpo, cp, cpo)
+WHERE a.tenant_id = u.tenant_id AND a.id = u.id";
+
+/// New transfers.
+pub const INSERT_TRANSFERS: &str = "
+INSERT INTO transfers (tenant_id, id, debit_account_id, credit_account_id, amount, pending_id,
+                       user_data, ledger, code, flags, timeout_seconds, timestamp)
+SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::uuid[], $4::uuid[], $5::bigint[], $6::uuid[],
+                     $7::uuid[], $8::bigint[], $9::int[], $10::int[], $11::bigint[], $12::bigint[])";
+
+/// Stored rejections (a concurrent identical rejection is already the answer).
+pub const INSERT_FAILURES: &str = "
+INSERT INTO transfer_failures (tenant_id, id, result)
+SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::smallint[]) ON CONFLICT DO NOTHING";
+
+/// Resolved pending transfers.
+pub const INSERT_STATUSES: &str = "
+INSERT INTO pending_statuses (tenant_id, pending_id, status)
+SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::smallint[])";
+
+/// Open pending transfers with a timeout.
+pub const INSERT_EXPIRIES: &str = "
+INSERT INTO pending_expiries (expires_at, tenant_id, pending_id)
+SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::uuid[])";
+
+/// Pending transfers no longer open.
+pub const DELETE_EXPIRIES: &str = "
+DELETE FROM pending_expiries e USING unnest($1::bigint[], $2::uuid[]) AS d(tenant_id, id)
+WHERE e.tenant_id = d.tenant_id AND e.pending_id = d.id";
