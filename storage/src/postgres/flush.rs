@@ -8,9 +8,11 @@
 
 use std::collections::HashSet;
 
+use std::time::Duration;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, Row, Statement, Transaction};
+
+use tokio_postgres::{Client, NoTls, Row, Statement, Transaction};
 
 use super::codec::{account_row, db, failure_row, i64_of, status_row, transfer_row, uuid};
 use super::sql;
@@ -19,6 +21,11 @@ use crate::ledger::{self, Account, Changes, Event, Key, Outcome, State};
 
 /// How often a flush that lost a race on a new id (unique violation) is retried.
 const CONFLICT_RETRIES_MAX: usize = 3;
+/// How often one flush reconnects before it fails (about 20 s of back-off in all,
+/// enough for a PostgreSQL restart or an Aurora failover to complete).
+const RECONNECTS_MAX: usize = 14;
+/// How often `pg_xact_status` is asked while the server still runs the transaction.
+const XACT_STATUS_POLLS_MAX: usize = 500;
 
 /// Statements prepared once per connection.
 struct Statements {
@@ -38,11 +45,24 @@ struct Statements {
     delete_expiries: Statement,
 }
 
-/// A connection that commits ledger batches.
+/// Commits ledger batches on its own connection, reconnecting when it breaks.
 pub struct PgLedger {
+    config: tokio_postgres::Config,
+    connection: Option<Connection>,
+    expire_batch_max: i64,
+}
+
+/// A live connection with its prepared statements.
+struct Connection {
     client: Client,
     statements: Statements,
-    expire_batch_max: i64,
+}
+
+/// What `pg_xact_status` says of a transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum XactStatus {
+    Committed,
+    Aborted,
 }
 
 /// Key columns as arrays, for `unnest`.
@@ -64,11 +84,188 @@ impl KeyArrays {
 }
 
 impl PgLedger {
-    /// Prepares the flush's statements on `client` (a migrated database).
-    pub async fn new(client: Client, expire_batch_max: usize) -> Result<Self, StoreError> {
+    /// Connects to a migrated database and prepares the flush's statements.
+    pub async fn connect(
+        config: tokio_postgres::Config,
+        expire_batch_max: usize,
+    ) -> Result<Self, StoreError> {
+        let expire_batch_max = i64::try_from(expire_batch_max).unwrap_or(i64::MAX);
+        let mut ledger = Self { config, connection: None, expire_batch_max };
+        ledger.connection().await?;
+        Ok(ledger)
+    }
+
+    /// The live connection, after reconnecting if it broke.
+    async fn connection(&mut self) -> Result<&mut Connection, StoreError> {
+        if self.connection.as_ref().is_some_and(|c| c.client.is_closed()) {
+            self.connection = None;
+        }
+        if self.connection.is_none() {
+            self.connection = Some(Connection::open(&self.config).await?);
+        }
+        self.connection.as_mut().ok_or(StoreError::Closed)
+    }
+
+    /// The server process of the current connection (for fault tests and logs).
+    pub async fn backend_pid(&mut self) -> Result<i32, StoreError> {
+        let row = self.connection().await?.client.query_one("SELECT pg_backend_pid()", &[]);
+        row.await.map_err(db)?.try_get(0).map_err(db)
+    }
+
+    /// Applies `events` at `now_ns` in one transaction; outcomes only after COMMIT.
+    ///
+    /// A batch that lost a race on a new id is retried (the retry sees the winner's
+    /// row). When the connection breaks, it reconnects with back-off; if the break may
+    /// have come after COMMIT was sent, `pg_xact_status` decides: a committed batch
+    /// answers the outcomes it computed, an aborted one is applied again (its stored ids
+    /// make that safe). So no answer ever disagrees with what was committed.
+    ///
+    /// # Panics
+    /// If the last event is `linked` (see `Embedded::submit`).
+    pub async fn commit(
+        &mut self,
+        events: &[Event],
+        now_ns: u64,
+    ) -> Result<Vec<Outcome>, StoreError> {
+        assert!(
+            events.last().is_none_or(|event| !event.is_linked()),
+            "a batch submitted to the store must not end inside a linked chain"
+        );
+        let (mut conflicts, mut breaks) = (0, 0);
+        loop {
+            let max = self.expire_batch_max;
+            let attempt = match self.connection().await {
+                Ok(connection) => connection.commit_once(events, now_ns, max).await,
+                Err(error) => Err(Attempt::Broken { error, txid: None, outcomes: None }),
+            };
+            match attempt {
+                Ok(outcomes) => return Ok(outcomes),
+                Err(Attempt::Conflict) if conflicts < CONFLICT_RETRIES_MAX => conflicts += 1,
+                Err(Attempt::Conflict) => {
+                    return Err(StoreError::Io("unique violations persisted after retries".into()));
+                }
+                Err(Attempt::Failed(error)) => return Err(error),
+                Err(Attempt::Broken { error, txid, outcomes }) => {
+                    self.connection = None;
+                    breaks += 1;
+                    if breaks > RECONNECTS_MAX {
+                        return Err(error);
+                    }
+                    tracing::warn!(%error, breaks, "flush connection broke; reconnecting");
+                    tokio::time::sleep(backoff(breaks)).await;
+                    if let (Some(txid), Some(outcomes)) = (txid, outcomes)
+                        && self.xact_status(txid).await? == XactStatus::Committed
+                    {
+                        return Ok(outcomes);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether transaction `txid` committed, waiting while the server still runs it and
+    /// reconnecting when the connection breaks again (bounded).
+    async fn xact_status(&mut self, txid: i64) -> Result<XactStatus, StoreError> {
+        let mut last_error = None;
+        for poll in 1..=XACT_STATUS_POLLS_MAX {
+            match self.ask_xact_status(txid).await {
+                Ok(Some(status)) => return Ok(status),
+                Ok(None) => tokio::time::sleep(Duration::from_millis(20)).await,
+                Err(error) => {
+                    self.connection = None;
+                    tokio::time::sleep(backoff(poll.min(RECONNECTS_MAX))).await;
+                    last_error = Some(error);
+                }
+            }
+        }
+        let reason = last_error.map_or_else(|| "stayed in progress".to_owned(), |e| e.to_string());
+        Err(StoreError::Io(format!("outcome of transaction {txid} unknown: {reason}")))
+    }
+
+    /// One `pg_xact_status` question; `None` while the transaction is in progress.
+    async fn ask_xact_status(&mut self, txid: i64) -> Result<Option<XactStatus>, StoreError> {
+        let client = &self.connection().await?.client;
+        let row = client
+            .query_one("SELECT pg_xact_status($1::bigint::text::xid8)", &[&txid])
+            .await
+            .map_err(db)?;
+        match row.try_get::<_, Option<String>>(0).map_err(db)?.as_deref() {
+            Some("committed") => Ok(Some(XactStatus::Committed)),
+            Some("aborted") => Ok(Some(XactStatus::Aborted)),
+            Some("in progress") => Ok(None),
+            other => Err(StoreError::Io(format!("transaction {txid} status {other:?}"))),
+        }
+    }
+
+    /// The account `key`, if it exists.
+    pub async fn account(&mut self, key: Key) -> Result<Option<Account>, StoreError> {
+        let connection = self.connection().await?;
+        let params: [&(dyn ToSql + Sync); 2] = [&i64_of(key.tenant)?, &uuid(key.id)];
+        let statement = &connection.statements.get_account;
+        let row = connection.client.query_opt(statement, &params).await.map_err(db)?;
+        row.map(|row| account_row(&row).map(|(_, account)| account)).transpose()
+    }
+}
+
+/// Waits before the `breaks`-th reconnect: 50 ms doubling to at most 2 s.
+fn backoff(breaks: usize) -> Duration {
+    let exponent = u32::try_from(breaks.saturating_sub(1)).unwrap_or(u32::MAX).min(6);
+    Duration::from_millis(50 << exponent).min(Duration::from_secs(2))
+}
+
+impl Connection {
+    async fn open(config: &tokio_postgres::Config) -> Result<Self, StoreError> {
+        let (client, connection) = config.connect(NoTls).await.map_err(db)?;
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "postgres connection ended");
+            }
+        });
+        let statements = Statements::prepare(&client).await?;
+        Ok(Self { client, statements })
+    }
+
+    async fn commit_once(
+        &mut self,
+        events: &[Event],
+        now_ns: u64,
+        expire_batch_max: i64,
+    ) -> Result<Vec<Outcome>, Attempt> {
+        let statements = &self.statements;
+        let txn = self.client.transaction().await.map_err(|e| classify(e, None))?;
+        let now = i64_of(now_ns)?;
+        let expired = claim_expiries(&txn, statements, now, expire_batch_max).await?;
+        let mut all: Vec<Event> = expired.iter().map(|key| Event::ExpirePending(*key)).collect();
+        all.extend_from_slice(events);
+        let read = read_locked(&txn, statements, &all, now).await?;
+        let mut state = read.state;
+        let (mut outcomes, changes) = ledger::apply(&mut state, &all, now_ns);
+        assert!(
+            state.timestamp_last <= read.reserved_last,
+            "timestamps stay within the reservation"
+        );
+        outcomes.drain(..expired.len());
+        let txid = Some(read.txid);
+        write(&txn, statements, &state, &changes, &read.loaded)
+            .await
+            .map_err(|e| e.with_txid(txid))?;
+        match txn.commit().await {
+            Ok(()) => Ok(outcomes),
+            Err(error) => match classify(error, txid) {
+                Attempt::Broken { error, txid, .. } => {
+                    Err(Attempt::Broken { error, txid, outcomes: Some(outcomes) })
+                }
+                other => Err(other),
+            },
+        }
+    }
+}
+
+impl Statements {
+    async fn prepare(client: &Client) -> Result<Self, StoreError> {
         let lock_accounts = sql::lock_accounts();
         let get_account = sql::get_account();
-        let statements = Statements {
+        Ok(Self {
             claim_expiries: client.prepare(sql::CLAIM_EXPIRIES).await.map_err(db)?,
             lock_accounts: client.prepare(&lock_accounts).await.map_err(db)?,
             get_account: client.prepare(&get_account).await.map_err(db)?,
@@ -83,63 +280,7 @@ impl PgLedger {
             insert_statuses: client.prepare(sql::INSERT_STATUSES).await.map_err(db)?,
             insert_expiries: client.prepare(sql::INSERT_EXPIRIES).await.map_err(db)?,
             delete_expiries: client.prepare(sql::DELETE_EXPIRIES).await.map_err(db)?,
-        };
-        let expire_batch_max = i64::try_from(expire_batch_max).unwrap_or(i64::MAX);
-        Ok(Self { client, statements, expire_batch_max })
-    }
-
-    /// Applies `events` at `now_ns` in one transaction; outcomes only after COMMIT. A
-    /// batch that lost a race on a new id is retried (the retry sees the winner's row).
-    ///
-    /// # Panics
-    /// If the last event is `linked` (see `Embedded::submit`).
-    pub async fn commit(
-        &mut self,
-        events: &[Event],
-        now_ns: u64,
-    ) -> Result<Vec<Outcome>, StoreError> {
-        assert!(
-            events.last().is_none_or(|event| !event.is_linked()),
-            "a batch submitted to the store must not end inside a linked chain"
-        );
-        let mut attempt = 0;
-        loop {
-            match self.commit_once(events, now_ns).await {
-                Err(Attempt::Conflict) if attempt < CONFLICT_RETRIES_MAX => attempt += 1,
-                Err(Attempt::Conflict) => {
-                    return Err(StoreError::Io("unique violations persisted after retries".into()));
-                }
-                Err(Attempt::Failed(error)) => return Err(error),
-                Ok(outcomes) => return Ok(outcomes),
-            }
-        }
-    }
-
-    /// The account `key`, if it exists.
-    pub async fn account(&self, key: Key) -> Result<Option<Account>, StoreError> {
-        let params: [&(dyn ToSql + Sync); 2] = [&i64_of(key.tenant)?, &uuid(key.id)];
-        let row = self.client.query_opt(&self.statements.get_account, &params).await.map_err(db)?;
-        row.map(|row| account_row(&row).map(|(_, account)| account)).transpose()
-    }
-
-    async fn commit_once(
-        &mut self,
-        events: &[Event],
-        now_ns: u64,
-    ) -> Result<Vec<Outcome>, Attempt> {
-        let statements = &self.statements;
-        let txn = self.client.transaction().await.map_err(failed)?;
-        let now = i64_of(now_ns)?;
-        let expired = claim_expiries(&txn, statements, now, self.expire_batch_max).await?;
-        let mut all: Vec<Event> = expired.iter().map(|key| Event::ExpirePending(*key)).collect();
-        all.extend_from_slice(events);
-        let (mut state, loaded, reserved_last) = read_locked(&txn, statements, &all, now).await?;
-        let (mut outcomes, changes) = ledger::apply(&mut state, &all, now_ns);
-        assert!(state.timestamp_last <= reserved_last, "timestamps stay within the reservation");
-        write(&txn, statements, &state, &changes, &loaded).await?;
-        txn.commit().await.map_err(classify)?;
-        outcomes.drain(..expired.len());
-        Ok(outcomes)
+        })
     }
 }
 
@@ -147,8 +288,20 @@ impl PgLedger {
 enum Attempt {
     /// A concurrent flush created one of our new ids first: retry.
     Conflict,
-    /// Anything else.
+    /// The connection broke. `txid` is known once timestamps were reserved; `outcomes`
+    /// once COMMIT was sent (the transaction may have committed).
+    Broken { error: StoreError, txid: Option<i64>, outcomes: Option<Vec<Outcome>> },
+    /// Anything else: the batch fails.
     Failed(StoreError),
+}
+
+impl Attempt {
+    fn with_txid(self, txid: Option<i64>) -> Self {
+        match self {
+            Self::Broken { error, outcomes, .. } => Self::Broken { error, txid, outcomes },
+            other => other,
+        }
+    }
 }
 
 impl From<StoreError> for Attempt {
@@ -157,15 +310,16 @@ impl From<StoreError> for Attempt {
     }
 }
 
-fn failed(error: tokio_postgres::Error) -> Attempt {
-    Attempt::Failed(db(error))
-}
-
-fn classify(error: tokio_postgres::Error) -> Attempt {
+/// Sorts a driver error: a lost race, a broken connection, or a failure.
+fn classify(error: tokio_postgres::Error, txid: Option<i64>) -> Attempt {
+    let broken_codes =
+        [SqlState::ADMIN_SHUTDOWN, SqlState::CRASH_SHUTDOWN, SqlState::CANNOT_CONNECT_NOW];
     if error.code() == Some(&SqlState::UNIQUE_VIOLATION) {
         Attempt::Conflict
+    } else if error.is_closed() || error.code().is_some_and(|c| broken_codes.contains(c)) {
+        Attempt::Broken { error: db(error), txid, outcomes: None }
     } else {
-        failed(error)
+        Attempt::Failed(db(error))
     }
 }
 
@@ -175,21 +329,34 @@ async fn claim_expiries(
     now: i64,
     max: i64,
 ) -> Result<Vec<Key>, Attempt> {
-    let rows = txn.query(&statements.claim_expiries, &[&now, &max]).await.map_err(failed)?;
+    let rows = txn
+        .query(&statements.claim_expiries, &[&now, &max])
+        .await
+        .map_err(|e| classify(e, None))?;
     let mut keys: Vec<Key> = rows.iter().map(super::codec::key_row).collect::<Result<_, _>>()?;
     keys.sort_unstable();
     Ok(keys)
 }
 
+/// What round trip 1 read.
+struct Read {
+    state: State,
+    /// Accounts that existed before the batch.
+    loaded: HashSet<Key>,
+    /// The last timestamp reserved for the batch.
+    reserved_last: u64,
+    /// The transaction's id, for `pg_xact_status`.
+    txid: i64,
+}
+
 /// Round trip 1: lock accounts in key order, then read ids, failures, statuses and
-/// reserve timestamps, pipelined. Returns the state, the keys of accounts that existed,
-/// and the last reserved timestamp.
+/// reserve timestamps, pipelined.
 async fn read_locked(
     txn: &Transaction<'_>,
     statements: &Statements,
     events: &[Event],
     now: i64,
-) -> Result<(State, HashSet<Key>, u64), Attempt> {
+) -> Result<Read, Attempt> {
     let transfer_keys = KeyArrays::of(ledger::prefetch::transfer_keys(events))?;
     let named = KeyArrays::of(named_accounts(events))?;
     let pending = KeyArrays::of(pending_keys(events))?;
@@ -206,8 +373,9 @@ async fn read_locked(
         txn.query(&statements.read_statuses, &key_params),
         txn.query_one(&statements.reserve_timestamps, &clock_params),
     )
-    .map_err(failed)?;
+    .map_err(|e| classify(e, None))?;
     let reserved_last: i64 = clock.try_get(0).map_err(db)?;
+    let txid: i64 = clock.try_get(1).map_err(db)?;
     let reserved_last = u64::try_from(reserved_last).map_err(|_| corrupt("ledger clock"))?;
     let mut state =
         State { timestamp_last: reserved_last - events.len() as u64, ..State::default() };
@@ -218,7 +386,7 @@ async fn read_locked(
         state.accounts.insert(key, account);
     }
     fill(&mut state, &transfers, &failures, &statuses)?;
-    Ok((state, loaded, reserved_last))
+    Ok(Read { state, loaded, reserved_last, txid })
 }
 
 fn fill(
@@ -302,7 +470,7 @@ async fn write(
     );
     let all = [results.0, results.1, results.2, results.3, results.4, results.5, results.6];
     for result in all {
-        result.map_err(classify)?;
+        result.map_err(|e| classify(e, None))?;
     }
     Ok(())
 }

@@ -34,7 +34,7 @@ impl Postgres {
                 "INSERT INTO tenants (id, name) OVERRIDING SYSTEM VALUE VALUES ({TENANT}, 'one'), ({OTHER_TENANT}, 'two')"
             );
             admin.batch_execute(&tenants).await.unwrap();
-            let ledger = PgLedger::new(connect(&db.url()).await, expire_batch_max).await.unwrap();
+            let ledger = PgLedger::connect(config(db), expire_batch_max).await.unwrap();
             (ledger, admin)
         });
         Self { runtime, ledger, admin }
@@ -66,6 +66,10 @@ impl Backend for Postgres {
             .block_on(self.admin.query_one("SELECT timestamp_last FROM ledger_clock", &[]));
         u64::try_from(row.unwrap().get::<_, i64>(0)).unwrap()
     }
+}
+
+fn config(db: &TestDatabase) -> tokio_postgres::Config {
+    db.url().parse().unwrap()
 }
 
 fn runtime() -> Runtime {
@@ -146,8 +150,8 @@ fn concurrent_writers_on_hot_accounts_apply_each_id_once() {
         (1..=3).map(|id| crate::ledger_support::Acct::new(id, 1).ev()).collect();
     assert!(postgres.apply(&accounts, now).iter().all(|o| o.code.is_success()));
     let (ok_a, ok_b) = postgres.runtime.block_on(async {
-        let a = PgLedger::new(connect(&db.url()).await, 0).await.unwrap();
-        let b = PgLedger::new(connect(&db.url()).await, 0).await.unwrap();
+        let a = PgLedger::connect(config(&db), 0).await.unwrap();
+        let b = PgLedger::connect(config(&db), 0).await.unwrap();
         let writer = |mut ledger: PgLedger, offset: u128| async move {
             let mut ok = Vec::new();
             for n in 0..30u128 {
@@ -187,6 +191,75 @@ fn concurrent_writers_on_hot_accounts_apply_each_id_once() {
         totals.1 += account.credits_posted;
     }
     assert_eq!(totals.0, totals.1, "money is conserved");
+    let Postgres { runtime, ledger, admin } = postgres;
+    drop((ledger, admin));
+    runtime.block_on(db.drop_now());
+}
+
+/// Terminates every other connection to the database, over and over, until `stop`.
+async fn keep_killing(
+    db_name: String,
+    url: String,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> u64 {
+    let admin = connect(&url).await;
+    let mut killed = 0;
+    while !*stop.borrow() {
+        let rows = admin
+            .query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                 WHERE datname = $1 AND pid <> pg_backend_pid()",
+                &[&db_name],
+            )
+            .await
+            .unwrap();
+        killed += rows.iter().filter(|row| row.get::<_, bool>(0)).count() as u64;
+        tokio::time::sleep(std::time::Duration::from_millis(40)).await;
+    }
+    killed
+}
+
+#[test]
+fn connections_killed_mid_flush_lose_nothing_and_apply_nothing_twice() {
+    let runtime = runtime();
+    let db = runtime.block_on(TestDatabase::create());
+    let mut postgres = Postgres::open(runtime, &db, 0);
+    let now = 1_700_000_000 * SECOND;
+    let accounts: Vec<Event> =
+        (1..=2).map(|id| crate::ledger_support::Acct::new(id, 1).ev()).collect();
+    assert!(postgres.apply(&accounts, now).iter().all(|o| o.code.is_success()));
+    let (acked, killed) = postgres.runtime.block_on(async {
+        let mut ledger = PgLedger::connect(config(&db), 0).await.unwrap();
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let killer = tokio::spawn(keep_killing(db.name().to_owned(), db.url(), stop_rx));
+        let mut acked = Vec::new();
+        for batch in 0..150u128 {
+            let events: Vec<Event> =
+                (0..10u128).map(|i| Tx::new(10_000 + batch * 10 + i, 1, 2, 3).ev()).collect();
+            let outcomes = ledger.commit(&events, now + SECOND).await.unwrap();
+            for (event, outcome) in events.iter().zip(&outcomes) {
+                let Event::CreateTransfer(_, t) = event else { unreachable!() };
+                assert_eq!(outcome.code, storage::ledger::ResultCode::Ok, "transfer {}", t.id);
+                acked.push(t.id);
+            }
+        }
+        let _ = stop_tx.send(true);
+        (acked, killer.await.unwrap())
+    });
+    println!("{} transfers acknowledged while {killed} connections were killed", acked.len());
+    assert!(killed > 0, "the fault never hit");
+    // The killer also ended the admin connection: read back over a new one.
+    postgres.admin = postgres.runtime.block_on(connect(&db.url()));
+    let rows = postgres
+        .runtime
+        .block_on(postgres.admin.query("SELECT id FROM transfers ORDER BY id", &[]))
+        .unwrap();
+    let stored: Vec<u128> = rows.iter().map(|r| r.get::<_, uuid::Uuid>(0).as_u128()).collect();
+    assert_eq!(stored, acked, "every acknowledged transfer stored once, nothing else");
+    let debit = postgres.account(Key::new(TENANT, 1)).unwrap();
+    let credit = postgres.account(Key::new(TENANT, 2)).unwrap();
+    assert_eq!(debit.debits_posted, 3 * acked.len() as u64);
+    assert_eq!(credit.credits_posted, debit.debits_posted, "money is conserved");
     let Postgres { runtime, ledger, admin } = postgres;
     drop((ledger, admin));
     runtime.block_on(db.drop_now());

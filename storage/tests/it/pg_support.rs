@@ -61,6 +61,11 @@ impl TestDatabase {
         Self { name }
     }
 
+    /// The database's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// The connection string of this database.
     pub fn url(&self) -> String {
         format!("{} dbname={}", admin_url().replace("dbname=postgres", ""), self.name)
