@@ -1,0 +1,20 @@
+//! Integration tests of the load tester: the scheduler on a paused clock, the SLO gate,
+//! workload determinism, and verification against an in-process fake with faults.
+
+mod fake;
+mod schedule;
+mod slo;
+mod verification;
+mod workload;
+
+use clap::Parser;
+use loadtest::config::{Args, Config, Progress};
+
+/// A quiet config from command-line words (after `loadtest`).
+pub fn config(words: &[&str]) -> Config {
+    let args = Args::try_parse_from(std::iter::once("loadtest").chain(words.iter().copied()))
+        .expect("test flags parse");
+    let mut config = Config::from_args(args).expect("test flags are valid");
+    config.progress = Progress::Quiet;
+    config
+}
