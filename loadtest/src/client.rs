@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, Request, StatusCode, header};
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::Client as Hyper;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -119,13 +119,16 @@ impl Client {
         let exchange = async {
             let response = self.hyper.request(request).await.map_err(classify)?;
             let status = response.status();
-            let body = response.into_body().collect().await;
+            let body = Limited::new(response.into_body(), RESPONSE_BYTES_MAX).collect().await;
             let body = body.map_err(|e| TransportError::Broken(e.to_string()))?.to_bytes();
             Ok(Response { status, body })
         };
         tokio::time::timeout(self.timeout, exchange).await.unwrap_or(Err(TransportError::Timeout))
     }
 }
+
+/// Largest response body read: an 8190-event result array is about 1 MiB.
+const RESPONSE_BYTES_MAX: usize = 16 * 1024 * 1024;
 
 fn classify(error: hyper_util::client::legacy::Error) -> TransportError {
     let text = error_chain(&error);
