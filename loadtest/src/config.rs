@@ -53,6 +53,10 @@ pub struct Args {
     /// Concurrent requests at most (HTTP/1.1: connections; HTTP/2: streams on one).
     #[arg(long, default_value_t = 16)]
     pub connections: usize,
+    /// Generator threads (default: one per core), each with its own runtime and its share
+    /// of the connections (at most --connections threads are used).
+    #[arg(long)]
+    pub threads: Option<usize>,
     /// Closed loop: --connections workers send back to back, as fast as the server answers.
     #[arg(long)]
     pub closed: bool,
@@ -140,6 +144,8 @@ pub struct Config {
     pub load: Load,
     /// Concurrent requests at most.
     pub connections: usize,
+    /// Generator threads.
+    pub threads: usize,
     /// Load duration.
     pub duration: Duration,
     /// Per-request timeout.
@@ -201,6 +207,7 @@ impl Config {
             verify: if args.no_verify || mix.livez_only() { Verify::Off } else { Verify::On },
             mix,
             connections: args.connections,
+            threads: threads_of(&args)?,
             duration: args.duration,
             timeout: args.timeout,
             accounts: args.accounts,
@@ -263,6 +270,15 @@ fn check_ranges(args: &Args) -> Result<(), ConfigError> {
         return Err(invalid("ledger", "must not be zero"));
     }
     Ok(())
+}
+
+fn threads_of(args: &Args) -> Result<usize, ConfigError> {
+    let cores = || std::thread::available_parallelism().map_or(1, usize::from);
+    match args.threads {
+        Some(0) => Err(invalid("threads", "must be at least 1")),
+        Some(threads) => Ok(threads),
+        None => Ok(cores()),
+    }
 }
 
 fn load_of(args: &Args) -> Result<Load, ConfigError> {

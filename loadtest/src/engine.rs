@@ -14,9 +14,9 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::api::{self, CreateResult, CreateResults, NewTransfer, Transfer};
-use crate::client::{Client, Response, TransportError};
+use crate::client::{Client, Connection, Http2Slot, Response, TransportError};
 use crate::model::{Effect, Model, OpenPending, Planned};
-use crate::stats::{Recorder, Sample};
+use crate::stats::{Recorder, Sample, Tally};
 use crate::workload::{Ids, Kind, Mix, Picker, Rng, TRANSFERS};
 
 /// Transfer ids per request index (more than the largest batch).
@@ -57,8 +57,11 @@ pub struct Engine {
     pub client: Client,
     /// What to send.
     pub workload: Workload,
-    /// Measurements.
+    /// Measurements, merged from the shards once per second and at the end.
     pub recorder: Mutex<Recorder>,
+    /// One tally per generator thread: only its thread records into it, so its lock is
+    /// uncontended but for the once-per-second merge.
+    pub shards: Vec<Mutex<Tally>>,
     /// Expectations.
     pub model: Mutex<Model>,
     /// Start of the load phase.
@@ -91,166 +94,17 @@ impl Engine {
         self.stop.load(Ordering::Relaxed)
     }
 
-    /// Runs request number `index`, intended to start at `intended`. A start already
-    /// older than the timeout is recorded as timed out (status 0) and not sent.
-    pub async fn execute(&self, index: u64, intended: Instant) {
-        let mut rng = Rng::for_request(self.workload.seed, index);
-        let kind = self.workload.mix.pick(&mut rng);
-        if Instant::now().saturating_duration_since(intended) > self.timeout {
-            return self.record(kind, intended, 0, true, &[]);
+    /// Merges every shard into the recorder and closes the windows that ended before
+    /// `elapsed`; returns the recorder, still locked.
+    pub fn collect(&self, elapsed: Duration) -> MutexGuard<'_, Recorder> {
+        let mut recorder = lock(&self.recorder);
+        let mut drained = Tally::new();
+        for shard in &self.shards {
+            std::mem::swap(&mut *lock(shard), &mut drained);
+            recorder.merge(&mut drained);
         }
-        let base = index * IDS_PER_REQUEST;
-        match kind {
-            Kind::Single => {
-                let planned = self.plain(&mut rng, base, &[]);
-                self.create_transfers(kind, vec![planned], intended).await;
-            }
-            Kind::Batch => self.batch(&mut rng, base, intended).await,
-            Kind::Linked => self.linked(&mut rng, base, intended).await,
-            Kind::Authorise => self.authorise(&mut rng, base, intended).await,
-            Kind::Retry => self.retry(&mut rng, base, intended).await,
-            Kind::ReadAccount => self.read_account(&mut rng, intended).await,
-            Kind::ReadTransfer => self.read_transfer(&mut rng, intended).await,
-            Kind::Livez => self.livez(intended).await,
-        }
-    }
-
-    async fn batch(&self, rng: &mut Rng, base: u64, intended: Instant) {
-        let size = self.workload.batch_size as u64;
-        let events = (0..size).map(|j| self.plain(rng, base + j, &[])).collect();
-        self.create_array(Kind::Batch, events, intended).await;
-    }
-
-    async fn linked(&self, rng: &mut Rng, base: u64, intended: Instant) {
-        let length = 2 + rng.below(3);
-        let events = (0..length)
-            .map(|j| self.plain(rng, base + j, if j + 1 < length { &["linked"] } else { &[] }))
-            .collect();
-        self.create_array(Kind::Linked, events, intended).await;
-    }
-
-    async fn authorise(&self, rng: &mut Rng, base: u64, intended: Instant) {
-        let open = if rng.below(2) == 0 { lock(&self.model).take_open_pending() } else { None };
-        let planned = match open {
-            Some(open) => self.resolution(rng, base, open),
-            None => self.plain(rng, base, &["pending"]),
-        };
-        self.create_transfers(Kind::Authorise, vec![planned], intended).await;
-    }
-
-    async fn retry(&self, rng: &mut Rng, base: u64, intended: Instant) {
-        let planned = self.plain(rng, base, &[]);
-        let first = self.create_transfers(Kind::Retry, vec![planned.clone()], intended).await;
-        let Answer::Results(first) = first else { return };
-        let again = self.send(Kind::Retry, std::slice::from_ref(&planned), Instant::now()).await;
-        let applied = first.first().is_some_and(|r| api::is_applied(r));
-        if applied {
-            lock(&self.model).retried(&planned);
-        }
-        let answered_other = matches!(&again, Answer::Results(r) if r.as_slice() != ["exists"]);
-        if applied && answered_other {
-            let text =
-                format!("retry of transfer {} answered {again:?}, not exists", planned.body.id);
-            lock(&self.model).violation(text);
-        }
-    }
-
-    async fn read_account(&self, rng: &mut Rng, intended: Instant) {
-        let index = 1 + self.workload.picker.pick(rng) as usize;
-        let id = self.workload.accounts[index];
-        self.read(Kind::ReadAccount, &format!("/v1/accounts/{id}"), intended).await;
-    }
-
-    async fn read_transfer(&self, rng: &mut Rng, intended: Instant) {
-        let recent = lock(&self.model).recent(rng.next_u64());
-        match recent {
-            Some(id) => {
-                self.read(Kind::ReadTransfer, &format!("/v1/transfers/{id}"), intended).await
-            }
-            None => self.read_account(rng, intended).await,
-        }
-    }
-
-    async fn livez(&self, intended: Instant) {
-        let response = self.client.get_anonymous("/livez").await;
-        self.record_read(Kind::Livez, &response, intended);
-    }
-
-    async fn read(&self, kind: Kind, path: &str, intended: Instant) {
-        let response = self.client.get(path).await;
-        self.record_read(kind, &response, intended);
-    }
-
-    fn record_read(
-        &self,
-        kind: Kind,
-        response: &Result<Response, TransportError>,
-        intended: Instant,
-    ) {
-        let status = response.as_ref().map_or(0, |r| r.status.as_u16());
-        self.record(kind, intended, status, status != 200, &[]);
-    }
-
-    /// Sends transfers as one object (one event) and updates the model.
-    async fn create_transfers(
-        &self,
-        kind: Kind,
-        events: Vec<Planned>,
-        intended: Instant,
-    ) -> Answer {
-        let answer = self.send(kind, &events, intended).await;
-        self.settle(events, &answer);
-        answer
-    }
-
-    async fn create_array(&self, kind: Kind, events: Vec<Planned>, intended: Instant) {
-        let answer = self.send_as(kind, &events, Shape::Array, intended).await;
-        self.settle(events, &answer);
-    }
-
-    async fn send(&self, kind: Kind, events: &[Planned], intended: Instant) -> Answer {
-        self.send_as(kind, events, Shape::Single, intended).await
-    }
-
-    async fn send_as(
-        &self,
-        kind: Kind,
-        events: &[Planned],
-        shape: Shape,
-        intended: Instant,
-    ) -> Answer {
-        let response = self.client.post("/v1/transfers", encode(events, shape)).await;
-        let status = response.as_ref().map_or(0, |r| r.status.as_u16());
-        let answer = interpret(&response, shape, events.len());
-        let results: Vec<&str> = match &answer {
-            Answer::Results(results) => results.iter().map(String::as_str).collect(),
-            _ => Vec::new(),
-        };
-        let error = !matches!(answer, Answer::Results(_));
-        self.record(kind, intended, status, error, &results);
-        answer
-    }
-
-    fn settle(&self, events: Vec<Planned>, answer: &Answer) {
-        let mut model = lock(&self.model);
-        match answer {
-            Answer::Results(results) => {
-                for (planned, result) in events.iter().zip(results) {
-                    if api::is_applied(result) {
-                        model.acknowledge(planned);
-                    }
-                }
-            }
-            Answer::Refused(_) => {}
-            Answer::Unknown => model.unknown(events),
-        }
-    }
-
-    fn record(&self, kind: Kind, intended: Instant, status: u16, error: bool, results: &[&str]) {
-        let now = Instant::now();
-        let latency = now.saturating_duration_since(intended);
-        let at = now.saturating_duration_since(self.start);
-        lock(&self.recorder).record(Sample { kind, latency, status, error, results, at });
+        recorder.roll(elapsed);
+        recorder
     }
 
     fn transfer_id(&self, counter: u64) -> Uuid {
@@ -298,6 +152,197 @@ impl Engine {
         };
         planned.expected.pending_id = Some(open.id);
         planned
+    }
+}
+
+/// One worker of a generator thread: its connection and its thread's shard.
+#[derive(Debug)]
+pub struct Worker<'e> {
+    engine: &'e Engine,
+    connection: Connection,
+    shard: usize,
+}
+
+impl<'e> Worker<'e> {
+    /// A worker recording into `engine.shards[shard]`; HTTP/2 workers of one thread share
+    /// `slot`.
+    pub fn new(engine: &'e Engine, shard: usize, slot: &Http2Slot) -> Worker<'e> {
+        assert!(shard < engine.shards.len(), "a worker records into an existing shard");
+        Worker { engine, connection: engine.client.connection(slot), shard }
+    }
+
+    /// Runs request number `index`, intended to start at `intended`. A start already
+    /// older than the timeout is recorded as timed out (status 0) and not sent.
+    pub async fn execute(&mut self, index: u64, intended: Instant) {
+        let mut rng = Rng::for_request(self.engine.workload.seed, index);
+        let kind = self.engine.workload.mix.pick(&mut rng);
+        if Instant::now().saturating_duration_since(intended) > self.engine.timeout {
+            return self.record(kind, intended, 0, true, &[]);
+        }
+        match kind {
+            Kind::Livez => self.livez(intended).await,
+            // Boxed: the ledger kinds' futures are large, and livez must not move them.
+            _ => Box::pin(self.ledger(kind, &mut rng, index, intended)).await,
+        }
+    }
+
+    async fn ledger(&mut self, kind: Kind, rng: &mut Rng, index: u64, intended: Instant) {
+        let base = index * IDS_PER_REQUEST;
+        match kind {
+            Kind::Single => {
+                let planned = self.engine.plain(rng, base, &[]);
+                self.create_transfers(kind, vec![planned], intended).await;
+            }
+            Kind::Batch => self.batch(rng, base, intended).await,
+            Kind::Linked => self.linked(rng, base, intended).await,
+            Kind::Authorise => self.authorise(rng, base, intended).await,
+            Kind::Retry => self.retry(rng, base, intended).await,
+            Kind::ReadAccount => self.read_account(rng, intended).await,
+            Kind::ReadTransfer => self.read_transfer(rng, intended).await,
+            Kind::Livez => self.livez(intended).await,
+        }
+    }
+
+    async fn batch(&mut self, rng: &mut Rng, base: u64, intended: Instant) {
+        let size = self.engine.workload.batch_size as u64;
+        let events = (0..size).map(|j| self.engine.plain(rng, base + j, &[])).collect();
+        self.create_array(Kind::Batch, events, intended).await;
+    }
+
+    async fn linked(&mut self, rng: &mut Rng, base: u64, intended: Instant) {
+        let length = 2 + rng.below(3);
+        let events = (0..length)
+            .map(|j| {
+                self.engine.plain(rng, base + j, if j + 1 < length { &["linked"] } else { &[] })
+            })
+            .collect();
+        self.create_array(Kind::Linked, events, intended).await;
+    }
+
+    async fn authorise(&mut self, rng: &mut Rng, base: u64, intended: Instant) {
+        let open =
+            if rng.below(2) == 0 { lock(&self.engine.model).take_open_pending() } else { None };
+        let planned = match open {
+            Some(open) => self.engine.resolution(rng, base, open),
+            None => self.engine.plain(rng, base, &["pending"]),
+        };
+        self.create_transfers(Kind::Authorise, vec![planned], intended).await;
+    }
+
+    async fn retry(&mut self, rng: &mut Rng, base: u64, intended: Instant) {
+        let planned = self.engine.plain(rng, base, &[]);
+        let first = self.create_transfers(Kind::Retry, vec![planned.clone()], intended).await;
+        let Answer::Results(first) = first else { return };
+        let again = self.send(Kind::Retry, std::slice::from_ref(&planned), Instant::now()).await;
+        let applied = first.first().is_some_and(|r| api::is_applied(r));
+        if applied {
+            lock(&self.engine.model).retried(&planned);
+        }
+        let answered_other = matches!(&again, Answer::Results(r) if r.as_slice() != ["exists"]);
+        if applied && answered_other {
+            let text =
+                format!("retry of transfer {} answered {again:?}, not exists", planned.body.id);
+            lock(&self.engine.model).violation(text);
+        }
+    }
+
+    async fn read_account(&mut self, rng: &mut Rng, intended: Instant) {
+        let index = 1 + self.engine.workload.picker.pick(rng) as usize;
+        let id = self.engine.workload.accounts[index];
+        self.read(Kind::ReadAccount, &format!("/v1/accounts/{id}"), intended).await;
+    }
+
+    async fn read_transfer(&mut self, rng: &mut Rng, intended: Instant) {
+        let recent = lock(&self.engine.model).recent(rng.next_u64());
+        match recent {
+            Some(id) => {
+                self.read(Kind::ReadTransfer, &format!("/v1/transfers/{id}"), intended).await
+            }
+            None => self.read_account(rng, intended).await,
+        }
+    }
+
+    async fn livez(&mut self, intended: Instant) {
+        let response = self.connection.get_anonymous("/livez").await;
+        self.record_read(Kind::Livez, &response, intended);
+    }
+
+    async fn read(&mut self, kind: Kind, path: &str, intended: Instant) {
+        let response = self.connection.get(path).await;
+        self.record_read(kind, &response, intended);
+    }
+
+    fn record_read(
+        &self,
+        kind: Kind,
+        response: &Result<Response, TransportError>,
+        intended: Instant,
+    ) {
+        let status = response.as_ref().map_or(0, |r| r.status.as_u16());
+        self.record(kind, intended, status, status != 200, &[]);
+    }
+
+    /// Sends transfers as one object (one event) and updates the model.
+    async fn create_transfers(
+        &mut self,
+        kind: Kind,
+        events: Vec<Planned>,
+        intended: Instant,
+    ) -> Answer {
+        let answer = self.send(kind, &events, intended).await;
+        self.settle(events, &answer);
+        answer
+    }
+
+    async fn create_array(&mut self, kind: Kind, events: Vec<Planned>, intended: Instant) {
+        let answer = self.send_as(kind, &events, Shape::Array, intended).await;
+        self.settle(events, &answer);
+    }
+
+    async fn send(&mut self, kind: Kind, events: &[Planned], intended: Instant) -> Answer {
+        self.send_as(kind, events, Shape::Single, intended).await
+    }
+
+    async fn send_as(
+        &mut self,
+        kind: Kind,
+        events: &[Planned],
+        shape: Shape,
+        intended: Instant,
+    ) -> Answer {
+        let response = self.connection.post("/v1/transfers", encode(events, shape)).await;
+        let status = response.as_ref().map_or(0, |r| r.status.as_u16());
+        let answer = interpret(&response, shape, events.len());
+        let results: Vec<&str> = match &answer {
+            Answer::Results(results) => results.iter().map(String::as_str).collect(),
+            _ => Vec::new(),
+        };
+        let error = !matches!(answer, Answer::Results(_));
+        self.record(kind, intended, status, error, &results);
+        answer
+    }
+
+    fn settle(&self, events: Vec<Planned>, answer: &Answer) {
+        let mut model = lock(&self.engine.model);
+        match answer {
+            Answer::Results(results) => {
+                for (planned, result) in events.iter().zip(results) {
+                    if api::is_applied(result) {
+                        model.acknowledge(planned);
+                    }
+                }
+            }
+            Answer::Refused(_) => {}
+            Answer::Unknown => model.unknown(events),
+        }
+    }
+
+    fn record(&self, kind: Kind, intended: Instant, status: u16, error: bool, results: &[&str]) {
+        let now = Instant::now();
+        let latency = now.saturating_duration_since(intended);
+        let at = now.saturating_duration_since(self.engine.start);
+        let sample = Sample { kind, latency, status, error, results, at };
+        lock(&self.engine.shards[self.shard]).record(sample);
     }
 }
 

@@ -11,6 +11,7 @@ pub mod api;
 pub mod client;
 pub mod config;
 pub mod engine;
+pub mod http1;
 pub mod model;
 pub mod plot;
 pub mod report;
@@ -100,7 +101,8 @@ pub async fn run(config: &Config) -> Result<Outcome, Error> {
         config.http2,
     );
     runner::preflight(&client).await?;
-    let mut engine = runner::engine(client, workload(config), config.timeout);
+    let threads = config.threads.min(config.connections);
+    let mut engine = runner::engine(client, workload(config), config.timeout, threads);
     if !config.mix.livez_only() {
         runner::setup(&engine).await?;
     }
@@ -168,9 +170,7 @@ async fn load(engine: &Arc<Engine>, config: &Config) -> std::time::Duration {
         ticker.abort();
         eprintln!();
     }
-    let mut recorder = lock(&engine.recorder);
-    recorder.roll(elapsed);
-    recorder.close_window();
+    engine.collect(elapsed).close_window();
     elapsed
 }
 

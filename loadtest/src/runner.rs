@@ -1,13 +1,20 @@
 //! The phases of a run: pre-flight, setup (the run's accounts and their funding), the
 //! load itself (open or closed loop) and the live progress line.
 //!
+//! The load runs on generator threads (`--threads`), like wrk's: each is a
+//! current-thread tokio runtime owning its share of the connections (worker `w` runs on
+//! thread `w % threads`) and records into its own shard of the measurements, so no lock
+//! or counter is shared across threads per request. In the open loop each thread
+//! dispatches its own share of the starts (request `i` on thread `i % threads`) into its
+//! own backlog of `BACKLOG_MAX / threads`.
+//!
 //! The open loop starts requests at their intended times whatever the server does: a
 //! start that finds the backlog full is counted as missed, never delayed. This module
 //! must never wait for a response before scheduling the next start.
 
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use tokio::sync::{Mutex as AsyncMutex, mpsc};
@@ -16,9 +23,9 @@ use tokio::time::Instant;
 
 use crate::Error;
 use crate::api::{self, NewAccount};
-use crate::client::{Client, TransportError};
+use crate::client::{Client, Http2Slot, TransportError};
 use crate::config::BATCH_EVENTS_MAX;
-use crate::engine::{Answer, Engine, Shape, Workload, encode, interpret, lock, transfer};
+use crate::engine::{Answer, Engine, Shape, Worker, Workload, encode, interpret, lock, transfer};
 use crate::model::{Effect, Model};
 use crate::schedule::Schedule;
 use crate::stats::quantile_ms;
@@ -45,8 +52,28 @@ pub struct Job {
 
 /// Calls `emit` for each of the schedule's starts at its intended time, until the
 /// schedule ends or `emit` answers false.
-pub async fn dispatch(schedule: &Schedule, start: Instant, mut emit: impl FnMut(Job) -> bool) {
-    let mut index = 0;
+pub async fn dispatch(schedule: &Schedule, start: Instant, emit: impl FnMut(Job) -> bool) {
+    dispatch_share(schedule, start, Share { first: 0, step: 1 }, emit).await;
+}
+
+/// Which of the schedule's starts one generator thread dispatches.
+#[derive(Debug, Clone, Copy)]
+pub struct Share {
+    /// The first request number.
+    pub first: u64,
+    /// Every this many after it.
+    pub step: u64,
+}
+
+/// [`dispatch`] for the starts `share.first`, `share.first + share.step`, ...
+pub async fn dispatch_share(
+    schedule: &Schedule,
+    start: Instant,
+    share: Share,
+    mut emit: impl FnMut(Job) -> bool,
+) {
+    assert!(share.step > 0, "a share advances");
+    let mut index = share.first;
     while let Some(offset) = schedule.offset(index) {
         let intended = start + offset;
         if intended > Instant::now() {
@@ -55,7 +82,7 @@ pub async fn dispatch(schedule: &Schedule, start: Instant, mut emit: impl FnMut(
         if !emit(Job { index, intended }) {
             return;
         }
-        index += 1;
+        index += share.step;
     }
 }
 
@@ -148,13 +175,16 @@ fn check_setup(
     }
 }
 
-/// Builds the engine of a run.
-pub fn engine(client: Client, workload: Workload, timeout: Duration) -> Engine {
+/// Builds the engine of a run whose load runs on `threads` generator threads (at most
+/// the load's connections: every thread needs one).
+pub fn engine(client: Client, workload: Workload, timeout: Duration, threads: usize) -> Engine {
+    assert!(threads > 0, "at least one generator thread");
     let model = Model::new(workload.accounts.len(), workload.seed);
     Engine {
         client,
         workload,
         recorder: Default::default(),
+        shards: (0..threads).map(|_| Default::default()).collect(),
         model: std::sync::Mutex::new(model),
         start: Instant::now(),
         timeout,
@@ -164,48 +194,119 @@ pub fn engine(client: Client, workload: Workload, timeout: Duration) -> Engine {
 
 /// Open loop: starts from `schedule`, served by `connections` workers.
 pub async fn open_loop(engine: Arc<Engine>, schedule: &Schedule, connections: usize) {
-    let (sender, receiver) = mpsc::channel::<Job>(BACKLOG_MAX);
-    let receiver = Arc::new(AsyncMutex::new(receiver));
-    let mut workers = JoinSet::new();
-    for _ in 0..connections {
-        workers.spawn(open_worker(engine.clone(), receiver.clone()));
+    generate(engine, Plan::Open(schedule.clone()), connections).await;
+}
+
+/// Closed loop: `connections` workers back to back until `duration` has passed.
+pub async fn closed_loop(engine: Arc<Engine>, duration: Duration, connections: usize) {
+    let deadline = engine.start + duration;
+    generate(engine, Plan::Closed(deadline), connections).await;
+}
+
+/// What the generator threads do.
+#[derive(Debug, Clone)]
+enum Plan {
+    /// Starts from a schedule.
+    Open(Schedule),
+    /// Back to back until the deadline.
+    Closed(Instant),
+}
+
+/// Runs the plan on one generator thread per shard and waits for all of them.
+async fn generate(engine: Arc<Engine>, plan: Plan, connections: usize) {
+    let threads = engine.shards.len();
+    assert!(threads <= connections, "every generator thread has a connection");
+    let generators: Vec<_> = (0..threads)
+        .map(|shard| {
+            let (engine, plan) = (engine.clone(), plan.clone());
+            std::thread::Builder::new()
+                .name(format!("loadtest-{shard}"))
+                .spawn(move || generator(&engine, shard, &plan, connections))
+                .expect("spawning a generator thread")
+        })
+        .collect();
+    let joined = tokio::task::spawn_blocking(move || {
+        generators.into_iter().map(std::thread::JoinHandle::join).all(|j| j.is_ok())
+    });
+    assert!(joined.await.unwrap_or(false), "a generator thread panicked");
+}
+
+fn generator(engine: &Arc<Engine>, shard: usize, plan: &Plan, connections: usize) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+    let runtime = runtime.expect("building a generator thread's runtime");
+    let threads = engine.shards.len();
+    let workers: Vec<u64> = (shard..connections).step_by(threads).map(|w| w as u64).collect();
+    runtime.block_on(async {
+        match plan {
+            Plan::Closed(deadline) => {
+                closed_share(engine, shard, &workers, connections as u64, *deadline).await
+            }
+            Plan::Open(schedule) => open_share(engine, shard, workers.len(), schedule).await,
+        }
+    });
+}
+
+/// Worker `w` sends requests `w`, `w + connections`, ... back to back.
+async fn closed_share(
+    engine: &Arc<Engine>,
+    shard: usize,
+    workers: &[u64],
+    connections: u64,
+    deadline: Instant,
+) {
+    let slot = Http2Slot::default();
+    let mut tasks = JoinSet::new();
+    for &first in workers {
+        let (engine, slot) = (engine.clone(), slot.clone());
+        tasks.spawn(async move {
+            let mut worker = Worker::new(&engine, shard, &slot);
+            let mut index = first;
+            while Instant::now() < deadline && !engine.stopped() {
+                worker.execute(index, Instant::now()).await;
+                index += connections;
+            }
+        });
     }
-    dispatch(schedule, engine.start, |job| {
+    tasks.join_all().await;
+}
+
+/// This thread's share of the starts, served by `workers` workers from its backlog.
+async fn open_share(engine: &Arc<Engine>, shard: usize, workers: usize, schedule: &Schedule) {
+    let threads = engine.shards.len();
+    let (sender, receiver) = mpsc::channel::<Job>(BACKLOG_MAX / threads);
+    let receiver = Arc::new(AsyncMutex::new(receiver));
+    let slot = Http2Slot::default();
+    let mut tasks = JoinSet::new();
+    for _ in 0..workers {
+        let (engine, receiver, slot) = (engine.clone(), receiver.clone(), slot.clone());
+        tasks.spawn(async move { open_worker(&engine, shard, &receiver, &slot).await });
+    }
+    let share = Share { first: shard as u64, step: threads as u64 };
+    dispatch_share(schedule, engine.start, share, |job| {
         if sender.try_send(job).is_err() {
-            lock(&engine.recorder).miss();
+            lock(&engine.shards[shard]).miss();
         }
         !engine.stopped()
     })
     .await;
     drop(sender);
-    workers.join_all().await;
+    tasks.join_all().await;
 }
 
-async fn open_worker(engine: Arc<Engine>, receiver: Arc<AsyncMutex<mpsc::Receiver<Job>>>) {
+async fn open_worker(
+    engine: &Engine,
+    shard: usize,
+    receiver: &AsyncMutex<mpsc::Receiver<Job>>,
+    slot: &Http2Slot,
+) {
+    let mut worker = Worker::new(engine, shard, slot);
     loop {
         let job = receiver.lock().await.recv().await;
         match job {
-            Some(job) => engine.execute(job.index, job.intended).await,
+            Some(job) => worker.execute(job.index, job.intended).await,
             None => return,
         }
     }
-}
-
-/// Closed loop: `connections` workers back to back until `duration` has passed.
-pub async fn closed_loop(engine: Arc<Engine>, duration: Duration, connections: usize) {
-    let counter = Arc::new(AtomicU64::new(0));
-    let deadline = engine.start + duration;
-    let mut workers = JoinSet::new();
-    for _ in 0..connections {
-        let (engine, counter) = (engine.clone(), counter.clone());
-        workers.spawn(async move {
-            while Instant::now() < deadline && !engine.stopped() {
-                let index = counter.fetch_add(1, Ordering::Relaxed);
-                engine.execute(index, Instant::now()).await;
-            }
-        });
-    }
-    workers.join_all().await;
 }
 
 /// Prints one progress line per second on stderr until aborted.
@@ -225,8 +326,7 @@ pub async fn progress(engine: Arc<Engine>, rate: Option<Schedule>) {
 }
 
 fn progress_line(engine: &Engine, elapsed: Duration, rate: Option<&Schedule>) -> String {
-    let mut recorder = lock(&engine.recorder);
-    recorder.roll(elapsed);
+    let recorder = engine.collect(elapsed);
     let (second, last) = recorder.windows.last().map_or((0, 0), |w| (w.second, w.requests));
     let at = Duration::from_secs(second);
     let target = rate.map(|s| format!(" (target {}/s)", s.rate_at(at))).unwrap_or_default();

@@ -1,6 +1,10 @@
 //! Measurements: HDR histograms per request kind and overall, per-second windows, and
 //! counts by HTTP status and by ledger result code.
 //!
+//! Each generator thread records into its own [`Tally`]; the run's [`Recorder`] merges
+//! them once per second and at the end (a sample that races a window's close is counted
+//! in the next window; totals are exact).
+//!
 //! Memory is bounded whatever the run's length: fixed histograms, one small summary
 //! per second, and counters keyed by a bounded set of statuses and codes. It must never
 //! keep a list of per-request samples.
@@ -67,6 +71,16 @@ impl Series {
         self.errors += u64::from(error);
     }
 
+    fn add(&mut self, other: &Series) {
+        self.histogram.add(&other.histogram).expect("every series has the same bounds");
+        self.errors += other.errors;
+    }
+
+    fn clear(&mut self) {
+        self.histogram.reset();
+        self.errors = 0;
+    }
+
     /// Requests recorded.
     pub fn requests(&self) -> u64 {
         self.histogram.len()
@@ -90,6 +104,76 @@ pub struct Sample<'a> {
     pub at: Duration,
 }
 
+/// What one generator thread measured since it was last drained: the thread records
+/// into its own tally, so no lock is shared across threads per request; the run's
+/// [`Recorder`] merges every tally once per second and at the end.
+#[derive(Debug, Clone)]
+pub struct Tally {
+    kinds: Vec<Series>,
+    overall: Series,
+    statuses: BTreeMap<u16, u64>,
+    results: BTreeMap<String, u64>,
+    /// Per second of completion, the seconds touched since the last drain (one or two).
+    seconds: Vec<(u64, Series)>,
+    missed: u64,
+}
+
+impl Default for Tally {
+    fn default() -> Tally {
+        Tally::new()
+    }
+}
+
+impl Tally {
+    /// An empty tally.
+    pub fn new() -> Tally {
+        Tally {
+            kinds: Kind::ALL.iter().map(|_| Series::new()).collect(),
+            overall: Series::new(),
+            statuses: BTreeMap::new(),
+            results: BTreeMap::new(),
+            seconds: Vec::new(),
+            missed: 0,
+        }
+    }
+
+    /// Records one request.
+    pub fn record(&mut self, sample: Sample<'_>) {
+        self.kinds[sample.kind.index()].record(sample.latency, sample.error);
+        self.overall.record(sample.latency, sample.error);
+        self.second(sample.at.as_secs()).record(sample.latency, sample.error);
+        *self.statuses.entry(sample.status).or_default() += 1;
+        for result in sample.results {
+            count_result(&mut self.results, result, 1);
+        }
+    }
+
+    fn second(&mut self, second: u64) -> &mut Series {
+        let position = match self.seconds.iter().rposition(|(s, _)| *s == second) {
+            Some(position) => position,
+            None => {
+                self.seconds.push((second, Series::new()));
+                self.seconds.len() - 1
+            }
+        };
+        &mut self.seconds[position].1
+    }
+
+    /// Counts one missed open-loop start.
+    pub fn miss(&mut self) {
+        self.missed += 1;
+    }
+
+    /// Empties the tally, keeping its histograms' allocations.
+    fn clear(&mut self) {
+        self.kinds.iter_mut().chain([&mut self.overall]).for_each(Series::clear);
+        self.statuses.clear();
+        self.results.clear();
+        self.seconds.clear();
+        self.missed = 0;
+    }
+}
+
 /// Everything measured during the load.
 #[derive(Debug, Clone)]
 pub struct Recorder {
@@ -107,6 +191,8 @@ pub struct Recorder {
     pub missed: u64,
     current: Series,
     current_second: u64,
+    /// Seconds after the current one that already have samples (merged from tallies).
+    later: Vec<(u64, Series)>,
 }
 
 impl Default for Recorder {
@@ -127,28 +213,46 @@ impl Recorder {
             missed: 0,
             current: Series::new(),
             current_second: 0,
+            later: Vec::new(),
         }
     }
 
-    /// Records one request.
+    /// Records one request directly (tests, tools); the load records into per-thread
+    /// [`Tally`]s instead and [`Recorder::merge`]s them.
     pub fn record(&mut self, sample: Sample<'_>) {
         self.roll(sample.at);
-        self.kinds[sample.kind.index()].record(sample.latency, sample.error);
-        self.overall.record(sample.latency, sample.error);
-        self.current.record(sample.latency, sample.error);
-        *self.statuses.entry(sample.status).or_default() += 1;
-        for result in sample.results {
-            self.count_result(result);
-        }
+        let mut tally = Tally::new();
+        tally.record(sample);
+        self.merge(&mut tally);
     }
 
-    fn count_result(&mut self, result: &str) {
-        if let Some(count) = self.results.get_mut(result) {
-            *count += 1;
-        } else if self.results.len() < RESULT_CODES_MAX {
-            self.results.insert(result.to_owned(), 1);
-        } else {
-            *self.results.entry("other".to_owned()).or_default() += 1;
+    /// Moves everything `tally` holds into the recorder and empties it. A second that
+    /// is already closed goes into the current window (a sample that raced the close).
+    pub fn merge(&mut self, tally: &mut Tally) {
+        for (mine, theirs) in self.kinds.iter_mut().zip(&tally.kinds) {
+            mine.add(theirs);
+        }
+        self.overall.add(&tally.overall);
+        for (status, count) in &tally.statuses {
+            *self.statuses.entry(*status).or_default() += count;
+        }
+        for (result, count) in &tally.results {
+            count_result(&mut self.results, result, *count);
+        }
+        for (second, series) in tally.seconds.drain(..) {
+            self.merge_second(second, series);
+        }
+        self.missed += tally.missed;
+        tally.clear();
+    }
+
+    fn merge_second(&mut self, second: u64, series: Series) {
+        if second <= self.current_second {
+            return self.current.add(&series);
+        }
+        match self.later.iter_mut().find(|(s, _)| *s == second) {
+            Some((_, later)) => later.add(&series),
+            None => self.later.push((second, series)),
         }
     }
 
@@ -166,8 +270,12 @@ impl Recorder {
         if self.windows.len() < WINDOWS_MAX {
             self.windows.push(window);
         }
-        self.current = Series::new();
         self.current_second += 1;
+        let next = self.later.iter().position(|(s, _)| *s == self.current_second);
+        self.current = match next {
+            Some(position) => self.later.swap_remove(position).1,
+            None => Series::new(),
+        };
     }
 
     /// Counts one missed open-loop start.
@@ -178,6 +286,16 @@ impl Recorder {
     /// Errors plus missed starts.
     pub fn errors_total(&self) -> u64 {
         self.overall.errors + self.missed
+    }
+}
+
+fn count_result(results: &mut BTreeMap<String, u64>, result: &str, count: u64) {
+    if let Some(counted) = results.get_mut(result) {
+        *counted += count;
+    } else if results.len() < RESULT_CODES_MAX {
+        results.insert(result.to_owned(), count);
+    } else {
+        *results.entry("other".to_owned()).or_default() += count;
     }
 }
 
@@ -229,5 +347,31 @@ mod tests {
         assert_eq!(recorder.results["ok"], 2);
         assert_eq!(recorder.statuses[&201], 2);
         assert!((recorder.windows[2].p50_ms - 4.0).abs() < 0.01);
+    }
+
+    #[test]
+    fn tallies_merge_into_windows_by_second() {
+        let (mut first, mut second) = (Tally::new(), Tally::new());
+        first.record(sample(100, 2));
+        second.record(sample(900, 6));
+        second.record(sample(1200, 4));
+        first.miss();
+        let mut recorder = Recorder::new();
+        recorder.merge(&mut first);
+        recorder.merge(&mut second);
+        recorder.roll(Duration::from_millis(1500));
+        let mut late = Tally::new();
+        late.record(sample(300, 8));
+        recorder.merge(&mut late);
+        recorder.close_window();
+        let counts: Vec<u64> = recorder.windows.iter().map(|w| w.requests).collect();
+        assert_eq!(counts, [2, 2], "a sample racing the close lands in the open window");
+        assert_eq!(recorder.overall.requests(), 4);
+        assert_eq!((recorder.missed, recorder.results["ok"], recorder.statuses[&201]), (1, 4, 4));
+        assert_eq!(
+            first.overall.requests() + second.seconds.len() as u64,
+            0,
+            "merged tallies are empty"
+        );
     }
 }
