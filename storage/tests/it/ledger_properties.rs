@@ -1011,7 +1011,10 @@ impl Model {
         } else {
             same_movement(new, existing)
         };
-        same && new.flags == existing.flags && new.user_data == existing.user_data
+        // `linked` says how the event was batched, not what it is: retries ignore it.
+        let linked = TransferFlags::LINKED.bits();
+        let flags_match = new.flags.bits() & !linked == existing.flags.bits() & !linked;
+        same && flags_match && new.user_data == existing.user_data
     }
 
     /// Zero fields of a post or void mean "as the pending transfer", and a zero amount
