@@ -6,7 +6,7 @@
 //! Never answers before COMMIT, never writes outside the transaction, and never decides
 //! a ledger rule itself: the rules are `ledger::apply`'s.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use std::time::Duration;
 use tokio_postgres::error::SqlState;
@@ -358,7 +358,9 @@ async fn read_locked(
     now: i64,
 ) -> Result<Read, Attempt> {
     let transfer_keys = KeyArrays::of(ledger::prefetch::transfer_keys(events))?;
-    let named = KeyArrays::of(named_accounts(events))?;
+    // Accounts the events name themselves; those of the pending transfers they resolve
+    // are found by the lock query, from the stored transfers.
+    let named = KeyArrays::of(ledger::prefetch::account_keys(events, &HashMap::new()))?;
     let pending = KeyArrays::of(pending_keys(events))?;
     let count = i64_of(events.len() as u64)?;
     let lock_params: [&(dyn ToSql + Sync); 4] =
@@ -412,25 +414,6 @@ fn fill(
 
 fn corrupt(what: &str) -> StoreError {
     StoreError::Corrupt(format!("{what} out of range"))
-}
-
-/// Accounts named by the events themselves (a post or void may name none).
-fn named_accounts(events: &[Event]) -> Vec<Key> {
-    let mut keys = Vec::with_capacity(events.len() * 2);
-    for event in events {
-        match *event {
-            Event::CreateAccount(tenant, a) => keys.push(Key::new(tenant, a.id)),
-            Event::CreateTransfer(tenant, t) => {
-                keys.push(Key::new(tenant, t.debit_account_id));
-                keys.push(Key::new(tenant, t.credit_account_id));
-            }
-            Event::ExpirePending(_) => {}
-        }
-    }
-    keys.retain(|k| k.id != 0);
-    keys.sort_unstable();
-    keys.dedup();
-    keys
 }
 
 /// Pending transfers the events resolve or expire: their accounts are locked too.
