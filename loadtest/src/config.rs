@@ -32,7 +32,7 @@ pub const BATCH_EVENTS_MAX: usize = 8190;
 /// Exit codes: 0 pass, 2 cannot connect or key refused, 3 SLO violated, 4 verification
 /// failed, 64 invalid flags, 1 anything else.
 #[derive(Debug, Parser)]
-#[command(name = "loadtest", version)]
+#[command(name = "loadtest", version, args_override_self = true)]
 pub struct Args {
     /// Base URL of the gateway, e.g. http://127.0.0.1:8080 (plain HTTP; TLS ends in front).
     #[arg(long)]
@@ -340,5 +340,12 @@ mod tests {
         assert_eq!(config.verify, Verify::Off);
         let args = Args::parse_from(["loadtest", "--target", "http://x:1"]);
         assert!(Config::from_args(args).is_err());
+    }
+
+    #[test]
+    fn a_later_flag_overrides_an_earlier_one() {
+        // Wrapper scripts pass defaults first and the user's flags after them.
+        let argv = ["loadtest", "--target", "http://x:1", "--duration", "10s", "--duration", "6s"];
+        assert_eq!(Args::parse_from(argv).duration, Duration::from_secs(6));
     }
 }
