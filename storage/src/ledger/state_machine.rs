@@ -280,19 +280,7 @@ impl Run<'_> {
         if let Some(existing) = self.state.accounts.get(&key) {
             return Ok(existing_account(new, existing));
         }
-        let account = Account {
-            id: new.id,
-            ledger: new.ledger,
-            code: new.code,
-            flags: new.flags,
-            user_data: new.user_data,
-            subject_id: new.subject_id,
-            debits_pending: 0,
-            debits_posted: 0,
-            credits_pending: 0,
-            credits_posted: 0,
-            timestamp: self.next_timestamp(),
-        };
+        let account = Account::open(new, self.next_timestamp());
         self.put_account(key, account);
         Ok(Outcome {
             code: ResultCode::Ok,

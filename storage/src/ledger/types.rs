@@ -140,6 +140,25 @@ pub struct Account {
     pub timestamp: u64,
 }
 
+impl Account {
+    /// A new account with zero balances, created at `timestamp`.
+    pub const fn open(new: &NewAccount, timestamp: u64) -> Self {
+        Self {
+            id: new.id,
+            ledger: new.ledger,
+            code: new.code,
+            flags: new.flags,
+            user_data: new.user_data,
+            subject_id: new.subject_id,
+            debits_pending: 0,
+            debits_posted: 0,
+            credits_pending: 0,
+            credits_posted: 0,
+            timestamp,
+        }
+    }
+}
+
 /// A request to create an account: what a client may choose.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NewAccount {

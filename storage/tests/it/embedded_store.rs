@@ -8,12 +8,10 @@ use std::time::{Duration, Instant};
 use redb::ReadableTable;
 use storage::StoreError;
 use storage::embedded::{DATABASE_FILE, Embedded, EmbeddedConfig};
-use storage::ledger::{
-    AccountFlags, Event, Key, NewAccount, NewTransfer, Outcome, ResultCode, TransferFlags,
-};
+use storage::ledger::{AccountFlags, Event, Key, Outcome, ResultCode};
 use storage::tenants::NewTenant;
 
-const TENANT: u64 = 1;
+use crate::ledger_support::{Acct, TENANT, Tx};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
@@ -25,28 +23,6 @@ fn config(dir: &tempfile::TempDir) -> EmbeddedConfig {
     config
 }
 
-fn account(id: u128, flags: AccountFlags) -> Event {
-    Event::CreateAccount(
-        TENANT,
-        NewAccount { id, ledger: 710, code: 1, flags, user_data: 0, subject_id: 0 },
-    )
-}
-
-fn transfer(id: u128, debit: u128, credit: u128, amount: u64, flags: TransferFlags) -> NewTransfer {
-    NewTransfer {
-        id,
-        debit_account_id: debit,
-        credit_account_id: credit,
-        amount,
-        pending_id: 0,
-        user_data: 0,
-        ledger: 710,
-        code: 1,
-        flags,
-        timeout_seconds: 0,
-    }
-}
-
 fn submit(store: &Embedded, events: Vec<Event>) -> Vec<ResultCode> {
     let outcomes: Vec<Outcome> = runtime().block_on(store.submit(events)).unwrap();
     outcomes.iter().map(|o| o.code).collect()
@@ -54,7 +30,7 @@ fn submit(store: &Embedded, events: Vec<Event>) -> Vec<ResultCode> {
 
 fn two_accounts(store: &Embedded) {
     let limited = AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS;
-    let codes = submit(store, vec![account(1, AccountFlags::empty()), account(2, limited)]);
+    let codes = submit(store, vec![Acct::new(1, 1).ev(), Acct::new(2, 1).flags(limited).ev()]);
     assert_eq!(codes, [ResultCode::Ok, ResultCode::Ok]);
 }
 
@@ -63,12 +39,7 @@ fn acknowledged_batches_survive_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let store = Embedded::open(&config(&dir)).unwrap();
     two_accounts(&store);
-    let t1 = transfer(10, 1, 2, 500, TransferFlags::empty());
-    let rejected = transfer(11, 2, 1, 501, TransferFlags::empty());
-    let codes = submit(
-        &store,
-        vec![Event::CreateTransfer(TENANT, t1), Event::CreateTransfer(TENANT, rejected)],
-    );
+    let codes = submit(&store, vec![Tx::new(10, 1, 2, 500).ev(), Tx::new(11, 2, 1, 501).ev()]);
     assert_eq!(codes, [ResultCode::Ok, ResultCode::ExceedsCredits]);
     store.close();
     drop(store);
@@ -80,9 +51,8 @@ fn acknowledged_batches_survive_reopen() {
     assert_eq!((credit.credits_posted, credit.debits_posted), (500, 0));
     assert_eq!(store.transfer(Key::new(TENANT, 11)).unwrap(), None);
     // The rejection was stored: a retry fails the same way though it would now succeed.
-    let retry = transfer(11, 2, 1, 400, TransferFlags::empty());
-    let outcomes =
-        runtime().block_on(store.submit(vec![Event::CreateTransfer(TENANT, retry)])).unwrap();
+    let retry = Tx::new(11, 2, 1, 400).ev();
+    let outcomes = runtime().block_on(store.submit(vec![retry])).unwrap();
     assert_eq!(outcomes[0].code, ResultCode::IdAlreadyFailed);
     assert_eq!(outcomes[0].failed_with, Some(ResultCode::ExceedsCredits));
 }
@@ -96,7 +66,7 @@ fn timestamps_keep_increasing_across_reopen() {
     store.close();
     drop(store);
     let store = Embedded::open(&config(&dir)).unwrap();
-    submit(&store, vec![account(3, AccountFlags::empty())]);
+    submit(&store, vec![Acct::new(3, 1).ev()]);
     let later = store.account(Key::new(TENANT, 3)).unwrap().unwrap().timestamp;
     assert!(later > first);
 }
@@ -106,9 +76,7 @@ fn history_pages_in_timestamp_order() {
     let dir = tempfile::tempdir().unwrap();
     let store = Embedded::open(&config(&dir)).unwrap();
     two_accounts(&store);
-    let events: Vec<Event> = (100..125)
-        .map(|id| Event::CreateTransfer(TENANT, transfer(id, 1, 2, 1, TransferFlags::empty())))
-        .collect();
+    let events: Vec<Event> = (100..125).map(|id| Tx::new(id, 1, 2, 1).ev()).collect();
     assert!(submit(&store, events).iter().all(|c| *c == ResultCode::Ok));
     let mut seen = Vec::new();
     let mut after = 0;
@@ -128,9 +96,8 @@ fn expired_pending_transfers_release_their_reservation() {
     let dir = tempfile::tempdir().unwrap();
     let store = Embedded::open(&config(&dir)).unwrap();
     two_accounts(&store);
-    let mut pending = transfer(7, 1, 2, 300, TransferFlags::PENDING);
-    pending.timeout_seconds = 1;
-    assert_eq!(submit(&store, vec![Event::CreateTransfer(TENANT, pending)]), [ResultCode::Ok]);
+    let pending = Tx::new(7, 1, 2, 300).pending().timeout(1).ev();
+    assert_eq!(submit(&store, vec![pending]), [ResultCode::Ok]);
     assert_eq!(store.account(Key::new(TENANT, 1)).unwrap().unwrap().debits_pending, 300);
     // The writer scans for expired transfers every 20 ms; the timeout is 1 s.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -139,14 +106,8 @@ fn expired_pending_transfers_release_their_reservation() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(store.account(Key::new(TENANT, 2)).unwrap().unwrap().credits_pending, 0);
-    let mut post = transfer(8, 0, 0, 0, TransferFlags::POST_PENDING);
-    post.pending_id = 7;
-    post.ledger = 0;
-    post.code = 0;
-    assert_eq!(
-        submit(&store, vec![Event::CreateTransfer(TENANT, post)]),
-        [ResultCode::PendingTransferExpired]
-    );
+    let post = Tx::post(8, 7, 0).ev();
+    assert_eq!(submit(&store, vec![post]), [ResultCode::PendingTransferExpired]);
 }
 
 #[test]
@@ -186,7 +147,7 @@ fn closed_store_refuses_batches() {
     let dir = tempfile::tempdir().unwrap();
     let store = Embedded::open(&config(&dir)).unwrap();
     store.close();
-    let result = runtime().block_on(store.submit(vec![account(1, AccountFlags::empty())]));
+    let result = runtime().block_on(store.submit(vec![Acct::new(1, 1).ev()]));
     assert!(matches!(result, Err(StoreError::Closed)));
 }
 
@@ -210,8 +171,7 @@ fn tamper_with_account(dir: &tempfile::TempDir, id: u128, edit: impl FnOnce(&mut
 fn store_with_one_transfer(dir: &tempfile::TempDir) {
     let store = Embedded::open(&config(dir)).unwrap();
     two_accounts(&store);
-    let t = transfer(10, 1, 2, 500, TransferFlags::empty());
-    assert_eq!(submit(&store, vec![Event::CreateTransfer(TENANT, t)]), [ResultCode::Ok]);
+    assert_eq!(submit(&store, vec![Tx::new(10, 1, 2, 500).ev()]), [ResultCode::Ok]);
     store.close();
 }
 

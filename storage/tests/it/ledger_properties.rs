@@ -1059,19 +1059,7 @@ impl Model {
     ) -> Result<Account, TestCaseError> {
         let key = Key::new(tenant, new.id);
         prop_assert!(!self.accounts.contains_key(&key), "{:?} opened twice", key);
-        let account = Account {
-            id: new.id,
-            ledger: new.ledger,
-            code: new.code,
-            flags: new.flags,
-            user_data: new.user_data,
-            subject_id: new.subject_id,
-            debits_pending: 0,
-            debits_posted: 0,
-            credits_pending: 0,
-            credits_posted: 0,
-            timestamp,
-        };
+        let account = Account::open(new, timestamp);
         self.accounts.insert(key, account);
         Ok(account)
     }
