@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly on purpose
 
 mod embedded_store;
+mod ledger_model;
 mod ledger_properties;
 mod ledger_scenarios;
 mod ledger_support;
