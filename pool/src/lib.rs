@@ -43,8 +43,10 @@
 //! `gateway` maps [`batcher::SubmitError`] to statuses) and no ledger types (a batch is a
 //! `Vec` of some `Flusher::Event`; `storage` decides what a flush means). It depends on
 //! neither `gateway` nor `storage`, does no logging, reads no configuration, and never
-//! blocks a core's thread once the core is running.
+//! blocks a core's thread once the core is running. [`pg`] makes PostgreSQL connections
+//! (TLS, timeouts, per-core pools) but runs no query of the ledger's.
 
 pub mod batcher;
 pub mod cores;
 pub mod listener;
+pub mod pg;

@@ -8,10 +8,12 @@
 //! wait on a oneshot channel, not on the disk.
 
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use redb::{Database, ReadableTable, Table, WriteTransaction};
 use tokio::sync::oneshot;
+
+use crate::store::now_ns;
 
 use super::codec::{decode_account, decode_transfer, encode_account, encode_transfer};
 use super::tables::{
@@ -121,11 +123,6 @@ fn reply_each(batches: Vec<QueuedBatch>, outcomes: Vec<Outcome>) {
         assert_eq!(mine.len(), events.len(), "one outcome per event");
         let _ = reply.send(Ok(mine));
     }
-}
-
-fn now_ns() -> u64 {
-    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    u64::try_from(since_epoch.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// One write transaction: expire what is due, apply the clients' events, persist, fsync.

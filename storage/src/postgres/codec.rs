@@ -17,6 +17,14 @@ pub fn db(error: tokio_postgres::Error) -> StoreError {
     StoreError::Io(format!("postgres: {}", super::migrations::describe(&error)))
 }
 
+/// A failed connection attempt, described (never with the URL or password).
+pub fn connect_error(error: pool::pg::ConnectError) -> StoreError {
+    match error {
+        pool::pg::ConnectError::Postgres(error) => db(error),
+        other => StoreError::Io(format!("postgres: {other}")),
+    }
+}
+
 fn corrupt(what: &str) -> StoreError {
     StoreError::Corrupt(format!("postgres row: {what} out of range"))
 }
@@ -60,7 +68,7 @@ pub fn key_row(row: &Row) -> Result<Key, StoreError> {
     key_at(row)
 }
 
-/// An `accounts` row (columns in `sql::get_account` order).
+/// An `accounts` row (columns in `sql::GET_ACCOUNT` order).
 pub fn account_row(row: &Row) -> Result<(Key, Account), StoreError> {
     let flags = u16::try_from(get::<i32>(row, 4)?).ok().and_then(AccountFlags::from_bits);
     let account = Account {

@@ -7,12 +7,14 @@
 //! a ledger rule itself: the rules are `ledger::apply`'s.
 
 use std::collections::{HashMap, HashSet};
-
+use std::sync::Arc;
 use std::time::Duration;
+
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 
-use tokio_postgres::{Client, NoTls, Row, Statement, Transaction};
+use pool::pg::Connector;
+use tokio_postgres::{Client, Row, Statement, Transaction};
 
 use super::codec::{account_row, db, failure_row, i64_of, status_row, transfer_row, uuid};
 use super::sql;
@@ -47,9 +49,19 @@ struct Statements {
 
 /// Commits ledger batches on its own connection, reconnecting when it breaks.
 pub struct PgLedger {
-    config: tokio_postgres::Config,
+    connector: Arc<Connector>,
     connection: Option<Connection>,
     expire_batch_max: i64,
+    reconnects_total: u64,
+}
+
+/// A committed batch: one outcome per event, and how many rows it wrote.
+#[derive(Debug)]
+pub struct Committed {
+    /// One outcome per submitted event, in order.
+    pub outcomes: Vec<Outcome>,
+    /// Rows inserted, updated or deleted by the batch (expiries included).
+    pub rows_written: u64,
 }
 
 /// A live connection with its prepared statements.
@@ -84,15 +96,26 @@ impl KeyArrays {
 }
 
 impl PgLedger {
-    /// Connects to a migrated database and prepares the flush's statements.
+    /// A ledger that connects on its first commit (so a core starts while the database
+    /// is unreachable, and answers 503 until it is back).
+    pub fn new(connector: Arc<Connector>, expire_batch_max: usize) -> Self {
+        let expire_batch_max = i64::try_from(expire_batch_max).unwrap_or(i64::MAX);
+        Self { connector, connection: None, expire_batch_max, reconnects_total: 0 }
+    }
+
+    /// Connects to a migrated database now and prepares the flush's statements.
     pub async fn connect(
-        config: tokio_postgres::Config,
+        connector: Arc<Connector>,
         expire_batch_max: usize,
     ) -> Result<Self, StoreError> {
-        let expire_batch_max = i64::try_from(expire_batch_max).unwrap_or(i64::MAX);
-        let mut ledger = Self { config, connection: None, expire_batch_max };
+        let mut ledger = Self::new(connector, expire_batch_max);
         ledger.connection().await?;
         Ok(ledger)
+    }
+
+    /// How many times the connection broke and was replaced, since this ledger began.
+    pub fn reconnects_total(&self) -> u64 {
+        self.reconnects_total
     }
 
     /// The live connection, after reconnecting if it broke.
@@ -101,7 +124,7 @@ impl PgLedger {
             self.connection = None;
         }
         if self.connection.is_none() {
-            self.connection = Some(Connection::open(&self.config).await?);
+            self.connection = Some(Connection::open(&self.connector).await?);
         }
         self.connection.as_mut().ok_or(StoreError::Closed)
     }
@@ -122,11 +145,7 @@ impl PgLedger {
     ///
     /// # Panics
     /// If the last event is `linked` (see `Embedded::submit`).
-    pub async fn commit(
-        &mut self,
-        events: &[Event],
-        now_ns: u64,
-    ) -> Result<Vec<Outcome>, StoreError> {
+    pub async fn commit(&mut self, events: &[Event], now_ns: u64) -> Result<Committed, StoreError> {
         assert!(
             events.last().is_none_or(|event| !event.is_linked()),
             "a batch submitted to the store must not end inside a linked chain"
@@ -147,6 +166,7 @@ impl PgLedger {
                 Err(Attempt::Failed(error)) => return Err(error),
                 Err(Attempt::Broken { error, txid, outcomes }) => {
                     self.connection = None;
+                    self.reconnects_total += 1;
                     breaks += 1;
                     if breaks > RECONNECTS_MAX {
                         return Err(error);
@@ -214,13 +234,8 @@ fn backoff(breaks: usize) -> Duration {
 }
 
 impl Connection {
-    async fn open(config: &tokio_postgres::Config) -> Result<Self, StoreError> {
-        let (client, connection) = config.connect(NoTls).await.map_err(db)?;
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%error, "postgres connection ended");
-            }
-        });
+    async fn open(connector: &Connector) -> Result<Self, StoreError> {
+        let client = connector.connect().await.map_err(super::codec::connect_error)?;
         let statements = Statements::prepare(&client).await?;
         Ok(Self { client, statements })
     }
@@ -230,7 +245,7 @@ impl Connection {
         events: &[Event],
         now_ns: u64,
         expire_batch_max: i64,
-    ) -> Result<Vec<Outcome>, Attempt> {
+    ) -> Result<Committed, Attempt> {
         let statements = &self.statements;
         let txn = self.client.transaction().await.map_err(|e| classify(e, None))?;
         let now = i64_of(now_ns)?;
@@ -246,14 +261,15 @@ impl Connection {
         );
         outcomes.drain(..expired.len());
         let txid = Some(read.txid);
-        write(&txn, statements, &state, &changes, &read.loaded)
+        let rows_written = write(&txn, statements, &state, &changes, &read.loaded)
             .await
             .map_err(|e| e.with_txid(txid))?;
+        let committed = Committed { outcomes, rows_written };
         match txn.commit().await {
-            Ok(()) => Ok(outcomes),
+            Ok(()) => Ok(committed),
             Err(error) => match classify(error, txid) {
                 Attempt::Broken { error, txid, .. } => {
-                    Err(Attempt::Broken { error, txid, outcomes: Some(outcomes) })
+                    Err(Attempt::Broken { error, txid, outcomes: Some(committed) })
                 }
                 other => Err(other),
             },
@@ -264,11 +280,10 @@ impl Connection {
 impl Statements {
     async fn prepare(client: &Client) -> Result<Self, StoreError> {
         let lock_accounts = sql::lock_accounts();
-        let get_account = sql::get_account();
         Ok(Self {
             claim_expiries: client.prepare(sql::CLAIM_EXPIRIES).await.map_err(db)?,
             lock_accounts: client.prepare(&lock_accounts).await.map_err(db)?,
-            get_account: client.prepare(&get_account).await.map_err(db)?,
+            get_account: client.prepare(&sql::GET_ACCOUNT).await.map_err(db)?,
             read_transfers: client.prepare(sql::READ_TRANSFERS).await.map_err(db)?,
             read_failures: client.prepare(sql::READ_FAILURES).await.map_err(db)?,
             read_statuses: client.prepare(sql::READ_STATUSES).await.map_err(db)?,
@@ -290,7 +305,7 @@ enum Attempt {
     Conflict,
     /// The connection broke. `txid` is known once timestamps were reserved; `outcomes`
     /// once COMMIT was sent (the transaction may have committed).
-    Broken { error: StoreError, txid: Option<i64>, outcomes: Option<Vec<Outcome>> },
+    Broken { error: StoreError, txid: Option<i64>, outcomes: Option<Committed> },
     /// Anything else: the batch fails.
     Failed(StoreError),
 }
@@ -433,14 +448,15 @@ fn pending_keys(events: &[Event]) -> Vec<Key> {
     keys
 }
 
-/// Round trip 2: every change, pipelined, inside the transaction.
+/// Round trip 2: every change, pipelined, inside the transaction. Returns the rows
+/// written.
 async fn write(
     txn: &Transaction<'_>,
     statements: &Statements,
     state: &State,
     changes: &Changes,
     loaded: &HashSet<Key>,
-) -> Result<(), Attempt> {
+) -> Result<u64, Attempt> {
     let rows = super::codec::ChangeRows::of(state, changes, loaded)?;
     let results = tokio::join!(
         rows.insert_accounts(txn, &statements.insert_accounts),
@@ -452,8 +468,9 @@ async fn write(
         rows.delete_expiries(txn, &statements.delete_expiries),
     );
     let all = [results.0, results.1, results.2, results.3, results.4, results.5, results.6];
+    let mut rows_written = 0;
     for result in all {
-        result.map_err(|e| classify(e, None))?;
+        rows_written += result.map_err(|e| classify(e, None))?;
     }
-    Ok(())
+    Ok(rows_written)
 }

@@ -7,6 +7,7 @@
 
 use tokio_postgres::Client;
 
+use super::codec::db;
 use crate::error::StoreError;
 
 /// One migration.
@@ -95,10 +96,6 @@ async fn apply(client: &mut Client, migration: &Migration) -> Result<(), StoreEr
     txn.commit().await.map_err(failed)?;
     tracing::info!(version = migration.version, name = migration.name, "migration applied");
     Ok(())
-}
-
-fn db(error: tokio_postgres::Error) -> StoreError {
-    StoreError::Io(format!("postgres: {}", describe(&error)))
 }
 
 /// The server's SQLSTATE and message when there is one (tokio-postgres' `Display` says

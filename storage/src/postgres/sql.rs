@@ -1,4 +1,6 @@
-//! The SQL of the flush (ADR 0005), prepared once per connection.
+//! The SQL of the flush (ADR 0005) and of the reads, prepared once per connection.
+
+use std::sync::LazyLock;
 
 /// Claims due pending expiries without waiting on other processes' claims.
 pub const CLAIM_EXPIRIES: &str = "
@@ -31,9 +33,9 @@ pub fn lock_accounts() -> String {
 }
 
 /// One account by key.
-pub fn get_account() -> String {
+pub static GET_ACCOUNT: LazyLock<String> = LazyLock::new(|| {
     format!("SELECT {ACCOUNT_COLUMNS} FROM accounts a WHERE a.tenant_id = $1 AND a.id = $2")
-}
+});
 
 /// Transfers by key.
 pub const READ_TRANSFERS: &str = "
@@ -41,6 +43,41 @@ SELECT t.tenant_id, t.id, t.debit_account_id, t.credit_account_id, t.amount, t.p
        t.user_data, t.ledger, t.code, t.flags, t.timeout_seconds, t.timestamp
 FROM transfers t JOIN unnest($1::bigint[], $2::uuid[]) AS k(tenant_id, id)
   ON t.tenant_id = k.tenant_id AND t.id = k.id";
+
+const TRANSFER_COLUMNS: &str = "tenant_id, id, debit_account_id, credit_account_id, amount, \
+    pending_id, user_data, ledger, code, flags, timeout_seconds, timestamp";
+
+/// One transfer by key.
+pub static GET_TRANSFER: LazyLock<String> = LazyLock::new(|| {
+    format!("SELECT {TRANSFER_COLUMNS} FROM transfers WHERE tenant_id = $1 AND id = $2")
+});
+
+/// An account's transfers after a timestamp, oldest first: each side is one range scan
+/// of its index (`transfers_by_debit_account`, `transfers_by_credit_account`).
+pub static ACCOUNT_TRANSFERS: LazyLock<String> = LazyLock::new(|| {
+    let side = |column: &str| {
+        format!(
+            "(SELECT {TRANSFER_COLUMNS} FROM transfers
+              WHERE tenant_id = $1 AND {column} = $2 AND timestamp > $3
+              ORDER BY timestamp LIMIT $4)"
+        )
+    };
+    let (debits, credits) = (side("debit_account_id"), side("credit_account_id"));
+    format!("SELECT * FROM ({debits} UNION ALL {credits}) page ORDER BY timestamp LIMIT $4")
+});
+
+/// Every tenant.
+pub const TENANTS: &str = "SELECT id, name FROM tenants ORDER BY id";
+
+/// Every API key.
+pub const API_KEYS: &str = "SELECT key_id, tenant_id, secret_digest FROM api_keys";
+
+/// A new tenant.
+pub const INSERT_TENANT: &str = "INSERT INTO tenants (name) VALUES ($1) RETURNING id";
+
+/// A new API key.
+pub const INSERT_API_KEY: &str =
+    "INSERT INTO api_keys (key_id, tenant_id, secret_digest) VALUES ($1, $2, $3)";
 
 /// Stored rejections by key.
 pub const READ_FAILURES: &str = "

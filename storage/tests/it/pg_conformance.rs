@@ -3,6 +3,10 @@
 //! balances as the pure ledger. Plus the flush's own duties: pending expiries claimed
 //! from the index, and rows that survive a new connection.
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use pool::pg::{ConnectLimits, Connector, Tls};
 use storage::ledger::{Account, Event, Key, Outcome, split_open_chain};
 use storage::postgres::flush::PgLedger;
 use storage::postgres::migrations::migrate;
@@ -51,7 +55,7 @@ impl Backend for Postgres {
     fn apply(&mut self, events: &[Event], now: u64) -> Vec<Outcome> {
         let mut closed = events.to_vec();
         let open = split_open_chain(&mut closed);
-        let mut outcomes = self.runtime.block_on(self.ledger.commit(&closed, now)).unwrap();
+        let mut outcomes = self.runtime.block_on(self.ledger.commit(&closed, now)).unwrap().outcomes;
         outcomes.extend(open);
         outcomes
     }
@@ -68,8 +72,12 @@ impl Backend for Postgres {
     }
 }
 
-fn config(db: &TestDatabase) -> tokio_postgres::Config {
-    db.url().parse().unwrap()
+fn config(db: &TestDatabase) -> Arc<Connector> {
+    let limits = ConnectLimits {
+        connect_timeout: Duration::from_secs(5),
+        statement_timeout: Duration::from_secs(30),
+    };
+    Arc::new(Connector::new(db.url().parse().unwrap(), Tls::Off, limits))
 }
 
 fn runtime() -> Runtime {
@@ -156,7 +164,7 @@ fn concurrent_writers_on_hot_accounts_apply_each_id_once() {
             let mut ok = Vec::new();
             for n in 0..30u128 {
                 let events = racing_batch(n + offset);
-                let outcomes = ledger.commit(&events, now + SECOND).await.unwrap();
+                let outcomes = ledger.commit(&events, now + SECOND).await.unwrap().outcomes;
                 for (event, outcome) in events.iter().zip(&outcomes) {
                     assert!(outcome.code.is_success(), "{:?}", outcome.code);
                     if outcome.code == storage::ledger::ResultCode::Ok {
@@ -236,7 +244,7 @@ fn connections_killed_mid_flush_lose_nothing_and_apply_nothing_twice() {
         for batch in 0..150u128 {
             let events: Vec<Event> =
                 (0..10u128).map(|i| Tx::new(10_000 + batch * 10 + i, 1, 2, 3).ev()).collect();
-            let outcomes = ledger.commit(&events, now + SECOND).await.unwrap();
+            let outcomes = ledger.commit(&events, now + SECOND).await.unwrap().outcomes;
             for (event, outcome) in events.iter().zip(&outcomes) {
                 let Event::CreateTransfer(_, t) = event else { unreachable!() };
                 assert_eq!(outcome.code, storage::ledger::ResultCode::Ok, "transfer {}", t.id);

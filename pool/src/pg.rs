@@ -1,0 +1,257 @@
+//! Per-core PostgreSQL connections: one [`Connector`] per process, and from it each core
+//! builds its own bounded [`deadpool_postgres::Pool`] ([`core_pool`]) and its own flush
+//! connection, so no connection is ever used by two cores.
+//!
+//! Every connection made here goes to a writable primary (`target_session_attrs =
+//! read-write`: after an Aurora failover the old writer's address may briefly point at a
+//! reader), has a connect timeout, and gets `statement_timeout` and
+//! `idle_in_transaction_session_timeout` set before it is handed out. TLS is rustls with
+//! the server certificate always verified (against a configured CA bundle, or the
+//! webpki roots); `sslmode=require` turns it on, and a connection never falls back to
+//! plain text once TLS was asked for.
+//!
+//! The database URL may change while the process runs (a rotated secret): [`Connector::
+//! set_config`] swaps it, and every connection made afterwards uses the new one.
+//!
+//! This module never logs (a URL may carry a password) and never reads configuration
+//! itself: the caller passes what it parsed.
+
+use std::fmt;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Timeouts};
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+use tokio::task::JoinHandle;
+use tokio_postgres::config::{SslMode, TargetSessionAttrs};
+use tokio_postgres::{Client, NoTls};
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+/// Limits every connection of a [`Connector`] has.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnectLimits {
+    /// Bound on establishing one connection (TCP, TLS, authentication, session set-up).
+    pub connect_timeout: Duration,
+    /// `statement_timeout` of every session: no statement (lock waits included) runs longer.
+    pub statement_timeout: Duration,
+}
+
+/// Why a connection could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The server refused, failed or closed the connection.
+    #[error("postgres connection failed: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    /// Connecting took longer than `connect_timeout`.
+    #[error("postgres connection timed out after {0:?}")]
+    Timeout(Duration),
+    /// The CA bundle could not be read or holds no usable certificate.
+    #[error("CA bundle {path}: {reason}")]
+    CaBundle {
+        /// The bundle's path.
+        path: String,
+        /// What was wrong with it.
+        reason: String,
+    },
+}
+
+/// How connections are encrypted.
+#[derive(Clone)]
+pub enum Tls {
+    /// Plain TCP or Unix socket (`sslmode` disable or prefer: Protea does not encrypt
+    /// without verifying, so `prefer` means plain).
+    Off,
+    /// rustls, verifying the server's certificate chain and host name.
+    Verified(MakeRustlsConnect),
+}
+
+impl fmt::Debug for Tls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Off => "Tls::Off",
+            Self::Verified(_) => "Tls::Verified",
+        })
+    }
+}
+
+impl Tls {
+    /// TLS for `config`: verified rustls when it says `sslmode=require`, else off. The
+    /// trust anchors are the certificates in `ca_bundle` (PEM), or the webpki roots.
+    pub fn for_config(
+        config: &tokio_postgres::Config,
+        ca_bundle: Option<&Path>,
+    ) -> Result<Self, ConnectError> {
+        if config.get_ssl_mode() != SslMode::Require {
+            return Ok(Self::Off);
+        }
+        let roots = match ca_bundle {
+            Some(path) => roots_from_pem(path)?,
+            None => rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() },
+        };
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| ConnectError::CaBundle { path: "(none)".into(), reason: e.to_string() })?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(Self::Verified(MakeRustlsConnect::new(tls)))
+    }
+}
+
+/// The trust anchors in a PEM bundle (for Aurora: the RDS global bundle).
+fn roots_from_pem(path: &Path) -> Result<rustls::RootCertStore, ConnectError> {
+    let failure =
+        |reason: String| ConnectError::CaBundle { path: path.display().to_string(), reason };
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(path).map_err(|e| failure(e.to_string()))? {
+        let cert = cert.map_err(|e| failure(e.to_string()))?;
+        roots.add(cert).map_err(|e| failure(e.to_string()))?;
+    }
+    if roots.is_empty() {
+        return Err(failure("no certificates in the bundle".into()));
+    }
+    Ok(roots)
+}
+
+/// Makes connections to one database; shared by every core, each of which uses the
+/// connections it made on its own runtime only.
+pub struct Connector {
+    config: ArcSwap<tokio_postgres::Config>,
+    tls: ArcSwap<Tls>,
+    limits: ConnectLimits,
+}
+
+impl fmt::Debug for Connector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The config may hold a password: show only where it points.
+        let config = self.config.load();
+        f.debug_struct("Connector")
+            .field("hosts", &config.get_hosts().len())
+            .field("dbname", &config.get_dbname())
+            .field("tls", &**self.tls.load())
+            .field("limits", &self.limits)
+            .finish()
+    }
+}
+
+impl Connector {
+    /// A connector for `config`, encrypted as `tls` says.
+    pub fn new(config: tokio_postgres::Config, tls: Tls, limits: ConnectLimits) -> Self {
+        Self {
+            config: ArcSwap::from_pointee(writable(config)),
+            tls: ArcSwap::from_pointee(tls),
+            limits,
+        }
+    }
+
+    /// Replaces the database config (for example after a secret rotation); connections
+    /// made from now on use it, existing ones stay as they are.
+    pub fn set_config(&self, config: tokio_postgres::Config, tls: Tls) {
+        self.config.store(Arc::new(writable(config)));
+        self.tls.store(Arc::new(tls));
+    }
+
+    /// The limits every connection has.
+    pub fn limits(&self) -> ConnectLimits {
+        self.limits
+    }
+
+    /// A new session on the current runtime (its I/O task is spawned there), with the
+    /// session timeouts set. Fails after `connect_timeout`.
+    pub async fn connect(&self) -> Result<Client, ConnectError> {
+        let timeout = self.limits.connect_timeout;
+        let (client, _io) = tokio::time::timeout(timeout, self.connect_unbounded())
+            .await
+            .map_err(|_| ConnectError::Timeout(timeout))??;
+        Ok(client)
+    }
+
+    /// A session and its I/O task; no timeout of its own.
+    async fn connect_unbounded(&self) -> Result<(Client, JoinHandle<()>), tokio_postgres::Error> {
+        let config = self.config.load_full();
+        let (client, io) = match &**self.tls.load() {
+            Tls::Off => spawn_io(config.connect(NoTls).await?),
+            Tls::Verified(tls) => spawn_io(config.connect(tls.clone()).await?),
+        };
+        let statement_ms = self.limits.statement_timeout.as_millis();
+        client
+            .batch_execute(&format!(
+                "SET statement_timeout = {statement_ms}; \
+                 SET idle_in_transaction_session_timeout = {}",
+                statement_ms.saturating_mul(2)
+            ))
+            .await?;
+        Ok((client, io))
+    }
+}
+
+/// Every connection must land on a primary that accepts writes.
+fn writable(mut config: tokio_postgres::Config) -> tokio_postgres::Config {
+    config.target_session_attrs(TargetSessionAttrs::ReadWrite);
+    config
+}
+
+/// Runs a connection's I/O on the current runtime. When the connection ends, the client
+/// reports `is_closed`; the error itself reaches the caller through the client's next
+/// call. The I/O task ends when the client is dropped (or the handle aborted).
+fn spawn_io<S, T>(
+    (client, connection): (Client, tokio_postgres::Connection<S, T>),
+) -> (Client, JoinHandle<()>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let io = tokio::spawn(async move {
+        let _ended = connection.await;
+    });
+    (client, io)
+}
+
+/// Lets deadpool make connections through a shared [`Connector`].
+struct PoolConnect(Arc<Connector>);
+
+impl deadpool_postgres::Connect for PoolConnect {
+    fn connect(
+        &self,
+        _ignored: &tokio_postgres::Config,
+    ) -> Pin<
+        Box<
+            dyn Future<Output = Result<(Client, JoinHandle<()>), tokio_postgres::Error>>
+                + Send
+                + '_,
+        >,
+    > {
+        // deadpool bounds the whole creation with its `create` timeout.
+        Box::pin(self.0.connect_unbounded())
+    }
+}
+
+/// One core's pool: at most `size_max` connections, each made through `connector` on
+/// this core's runtime, with statements prepared once per connection
+/// (`prepare_cached`). Waiting for a free connection is bounded by `wait_timeout`.
+///
+/// # Errors
+/// Only when deadpool rejects the configuration (a zero size).
+pub fn core_pool(
+    connector: Arc<Connector>,
+    size_max: usize,
+    wait_timeout: Duration,
+) -> Result<Pool, deadpool_postgres::BuildError> {
+    let limits = connector.limits();
+    let placeholder = tokio_postgres::Config::new();
+    let manager_config = ManagerConfig { recycling_method: RecyclingMethod::Fast };
+    let manager = Manager::from_connect(placeholder, PoolConnect(connector), manager_config);
+    Pool::builder(manager)
+        .max_size(size_max)
+        .runtime(Runtime::Tokio1)
+        .timeouts(Timeouts {
+            wait: Some(wait_timeout),
+            create: Some(limits.connect_timeout),
+            recycle: Some(limits.connect_timeout),
+        })
+        .build()
+}
