@@ -2,14 +2,17 @@
 //!
 //! [`ledger`] holds the rules (pure, no I/O). Backends prefetch, call the ledger and
 //! persist its output; [`embedded`] is the default one, on a single redb file, and
-//! [`postgres`] is the production one (in progress: schema and migrations so far). [`tenants`]
-//! describes tenants and the digests of their API keys. This crate never sees HTTP types
+//! [`postgres`] is the production one (Aurora). [`Store`] and [`CoreStore`] give the
+//! gateway one face for both. [`tenants`] describes tenants and the digests of their API
+//! keys. This crate never sees HTTP types
 //! or wire formats, and never holds personal information.
 
 pub mod embedded;
 mod error;
 pub mod ledger;
 pub mod postgres;
+mod store;
 pub mod tenants;
 
 pub use error::StoreError;
+pub use store::{CoreStore, Store, Submitted};
