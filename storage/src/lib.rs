@@ -4,13 +4,15 @@
 //! persist its output; [`embedded`] is the default one, on a single redb file, and
 //! [`postgres`] is the production one (Aurora). [`Store`] and [`CoreStore`] give the
 //! gateway one face for both. [`tenants`] describes tenants and the digests of their API
-//! keys. This crate never sees HTTP types
-//! or wire formats, and never holds personal information.
+//! keys. [`secrets`] reads credentials from the environment, a file or AWS Secrets
+//! Manager, and re-reads them so that a rotation needs no restart. This crate never sees
+//! HTTP types or wire formats, and never holds personal information.
 
 pub mod embedded;
 mod error;
 pub mod ledger;
 pub mod postgres;
+pub mod secrets;
 mod store;
 pub mod tenants;
 

@@ -9,3 +9,4 @@ mod ledger_support;
 mod pg_conformance;
 mod pg_support;
 mod postgres_migrations;
+mod secrets;
