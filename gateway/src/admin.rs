@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use storage::Store;
+use storage::embedded::Embedded;
 use storage::tenants::{NewTenant, Tenant};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
@@ -139,17 +141,28 @@ async fn create_tenant(
     key_id: String,
     secret_digest: &str,
 ) -> Result<AdminResponse, String> {
+    let store = embedded(app)?;
     let new = new_tenant(name, key_id, secret_digest)?;
-    let tenant = app.store.create_tenant(new).await.map_err(|e| e.to_string())?;
-    app.keys.replace(app.store.api_keys().map_err(|e| e.to_string())?);
+    let tenant = store.create_tenant(new).await.map_err(|e| e.to_string())?;
+    app.keys.replace(store.api_keys().map_err(|e| e.to_string())?);
     tracing::info!(tenant_id = tenant.id, tenant = %tenant.name, "tenant created");
     Ok(AdminResponse::Created { tenant_id: tenant.id })
 }
 
 fn list_tenants(app: &App) -> Result<AdminResponse, String> {
-    let tenants = app.store.tenants().map_err(|e| e.to_string())?;
-    let keys = app.store.api_keys().map_err(|e| e.to_string())?;
+    let store = embedded(app)?;
+    let tenants = store.tenants().map_err(|e| e.to_string())?;
+    let keys = store.api_keys().map_err(|e| e.to_string())?;
     Ok(AdminResponse::Tenants { tenants: with_key_ids(tenants, &keys) })
+}
+
+/// The embedded store: the socket exists only for it (on PostgreSQL the CLI writes the
+/// database itself).
+fn embedded(app: &App) -> Result<&Arc<Embedded>, String> {
+    match &app.store {
+        Store::Embedded(store) => Ok(store),
+        Store::Postgres(_) => Err("the admin socket serves the embedded store only".into()),
+    }
 }
 
 /// Each tenant with its key ids.

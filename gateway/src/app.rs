@@ -1,16 +1,16 @@
 //! Process-wide state shared by every core ([`App`]) and what each core owns ([`Core`]).
 //!
 //! `App` is read-mostly: config, the store, the API-key cache and metrics. `Core` holds
-//! the core's own batcher, so a request never hands work to another core. Nothing here
-//! parses requests or formats responses.
+//! the core's own batcher and store handle (its own database connections on PostgreSQL),
+//! so a request never hands work to another core. Nothing here parses requests or
+//! formats responses.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use pool::batcher::{BatcherHandle, Flusher};
-use storage::StoreError;
-use storage::embedded::Embedded;
 use storage::ledger::{Event, Outcome};
+use storage::{CoreStore, Store, StoreError};
 
 use crate::auth::KeyCache;
 use crate::config::Config;
@@ -21,9 +21,12 @@ pub struct App {
     /// Validated configuration.
     pub config: Config,
     /// The ledger store.
-    pub store: Arc<Embedded>,
+    pub store: Store,
+    /// Each running core's store handle, for the pool gauges at scrape time (never
+    /// touched on the request path).
+    pub core_stores: Mutex<Vec<(CoreLabels, Arc<CoreStore>)>>,
     /// API keys by key id.
-    pub keys: KeyCache,
+    pub keys: Arc<KeyCache>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// Open client connections.
@@ -32,8 +35,29 @@ pub struct App {
     pub draining: AtomicBool,
 }
 
-/// Commits a core's batches through the store.
-pub struct StoreFlusher(pub Arc<Embedded>);
+impl App {
+    /// Refreshes the per-core database pool gauges (called when metrics are scraped).
+    pub fn observe_pools(&self) {
+        let Ok(cores) = self.core_stores.lock() else { return };
+        for (labels, store) in cores.iter() {
+            if let CoreStore::Postgres(core) = &**store {
+                let pool = core.pool_status();
+                let in_use = pool.size.saturating_sub(pool.available);
+                self.metrics.observe_pool(labels, in_use, pool.waiting, core.reconnects_total());
+            }
+        }
+    }
+}
+
+/// Commits a core's batches through its store, recording rows written per flush.
+pub struct StoreFlusher {
+    /// This core's store.
+    pub store: Arc<CoreStore>,
+    /// The shared metrics.
+    pub metrics: Arc<Metrics>,
+    /// This core's labels.
+    pub core: CoreLabels,
+}
 
 impl Flusher for StoreFlusher {
     type Event = Event;
@@ -41,8 +65,14 @@ impl Flusher for StoreFlusher {
     type Error = StoreError;
 
     fn flush(&self, events: Vec<Event>) -> impl Future<Output = Result<Vec<Outcome>, StoreError>> {
-        let store = self.0.clone();
-        async move { store.submit(events).await }
+        let (store, metrics, core) = (self.store.clone(), self.metrics.clone(), self.core.clone());
+        async move {
+            let submitted = store.submit(events).await?;
+            if let Some(rows) = submitted.rows_written {
+                metrics.flush_rows.get_or_create(&core).observe(rows as f64);
+            }
+            Ok(submitted.outcomes)
+        }
     }
 }
 
@@ -54,13 +84,20 @@ pub struct Core {
     pub index: usize,
     /// This core's group-commit batcher.
     pub batcher: BatcherHandle<StoreFlusher>,
+    /// This core's store handle (reads go through it).
+    pub store: Arc<CoreStore>,
     request_seq: AtomicU64,
 }
 
 impl Core {
-    /// A core with its batcher.
-    pub fn new(app: Arc<App>, index: usize, batcher: BatcherHandle<StoreFlusher>) -> Self {
-        Self { app, index, batcher, request_seq: AtomicU64::new(0) }
+    /// A core with its batcher and store handle.
+    pub fn new(
+        app: Arc<App>,
+        index: usize,
+        batcher: BatcherHandle<StoreFlusher>,
+        store: Arc<CoreStore>,
+    ) -> Self {
+        Self { app, index, batcher, store, request_seq: AtomicU64::new(0) }
     }
 
     /// Submits `events` to this core's batcher, recording the queue depth it found.

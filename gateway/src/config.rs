@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use storage::secrets::SecretSource;
 
 use crate::wire::EVENTS_MAX as REQUEST_EVENTS_MAX;
 
@@ -31,10 +32,17 @@ pub enum Command {
     /// Manage tenants (payment networks) and their API keys.
     #[command(subcommand)]
     Tenant(TenantCommand),
+    /// Bring the PostgreSQL schema to this build's version, then exit (`serve` does it too).
+    Migrate {
+        /// Storage flags.
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
 }
 
-/// Tenant commands. They open the store directly, so the gateway must not be running on
-/// the same data directory.
+/// Tenant commands. On the embedded store they go through a running gateway's admin
+/// socket, or open the store when none runs; on PostgreSQL they write the database, and
+/// running gateways pick up new keys within a second.
 #[derive(Debug, Subcommand)]
 pub enum TenantCommand {
     /// Create a tenant and print its first API key (the secret is shown only once).
@@ -56,9 +64,130 @@ pub enum TenantCommand {
 /// Where the data lives.
 #[derive(Clone, Debug, Args)]
 pub struct StorageArgs {
+    /// `embedded` (a redb file in --data-dir), a PostgreSQL URL
+    /// (`postgres://user@host:5432/db?sslmode=require`), or `postgres` when the whole URL
+    /// comes from --storage-secret.
+    #[arg(long, env = "PROTEA_STORAGE", default_value = "embedded", hide_env_values = true)]
+    pub storage: String,
+    /// Where the database URL or credentials come from: `env:VAR`, `file:PATH` or
+    /// `aws-secretsmanager:SECRET_ID`; re-read every --storage-secret-refresh-seconds.
+    #[arg(long, env = "PROTEA_STORAGE_SECRET")]
+    pub storage_secret: Option<String>,
+    /// Seconds between re-reads of --storage-secret (a rotation needs no restart).
+    #[arg(long, env = "PROTEA_STORAGE_SECRET_REFRESH_SECONDS", default_value_t = 300)]
+    pub storage_secret_refresh_seconds: u64,
+    /// PEM bundle of the CAs that sign the database's certificate (Aurora: the RDS global
+    /// bundle); default: the webpki roots. Used when the URL says `sslmode=require`.
+    #[arg(long, env = "PROTEA_DATABASE_CA_FILE")]
+    pub database_ca_file: Option<PathBuf>,
+    /// Seconds allowed to open one database connection (TCP, TLS, authentication).
+    #[arg(long, env = "PROTEA_DATABASE_CONNECT_TIMEOUT_SECONDS", default_value_t = 5)]
+    pub database_connect_timeout_seconds: u64,
+    /// Seconds any one statement may run, lock waits included (`statement_timeout`).
+    #[arg(long, env = "PROTEA_DATABASE_STATEMENT_TIMEOUT_SECONDS", default_value_t = 10)]
+    pub database_statement_timeout_seconds: u64,
+    /// Read connections per core (each core's flush has one more of its own).
+    #[arg(long, env = "PROTEA_DATABASE_POOL_SIZE_MAX", default_value_t = 4)]
+    pub database_pool_size_max: usize,
+    /// Milliseconds a read waits for a free pooled connection before answering 503.
+    #[arg(long, env = "PROTEA_DATABASE_POOL_WAIT_TIMEOUT_MS", default_value_t = 2000)]
+    pub database_pool_wait_timeout_ms: u64,
     /// Directory of the embedded store (created if missing).
     #[arg(long = "data-dir", env = "PROTEA_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
+}
+
+/// The validated storage choice.
+#[derive(Clone, Debug)]
+pub enum StorageConfig {
+    /// The redb file in the data directory.
+    Embedded,
+    /// PostgreSQL / Aurora.
+    Postgres(Box<PostgresConfig>),
+}
+
+/// How to reach PostgreSQL. `Debug` never shows a password (tokio-postgres redacts it).
+#[derive(Clone, Debug)]
+pub struct PostgresConfig {
+    /// The URL given with `--storage`; `None` when the secret holds the whole URL.
+    pub url: Option<tokio_postgres::Config>,
+    /// Where credentials (or the whole URL) come from.
+    pub secret: Option<SecretSource>,
+    /// Interval of secret re-reads.
+    pub secret_refresh: Duration,
+    /// CA bundle for TLS.
+    pub ca_file: Option<PathBuf>,
+    /// Connect and statement timeouts.
+    pub limits: pool::pg::ConnectLimits,
+    /// Read connections per core.
+    pub pool_size_max: usize,
+    /// Longest wait for a pooled connection.
+    pub pool_wait_timeout: Duration,
+}
+
+impl StorageArgs {
+    /// Validates the storage flags.
+    pub fn validate(&self) -> Result<StorageConfig, ConfigError> {
+        let secret = self
+            .storage_secret
+            .as_deref()
+            .map(|text| text.parse::<SecretSource>())
+            .transpose()
+            .map_err(|e| invalid("storage-secret", e.to_string()))?;
+        let url = match self.storage.as_str() {
+            "embedded" if secret.is_some() => {
+                return Err(invalid("storage-secret", "needs --storage postgres or a URL"));
+            }
+            "embedded" => return Ok(StorageConfig::Embedded),
+            "postgres" if secret.is_none() => {
+                return Err(invalid("storage", "`postgres` needs --storage-secret"));
+            }
+            "postgres" => None,
+            text if text.starts_with("postgres://") || text.starts_with("postgresql://") => {
+                // Never echo the URL: it may hold a password.
+                Some(text.parse::<tokio_postgres::Config>().map_err(|_| {
+                    invalid("storage", "not a valid PostgreSQL URL (postgres://user@host/db)")
+                })?)
+            }
+            _ => return Err(invalid("storage", "expected embedded, postgres or postgres://...")),
+        };
+        let seconds = |key: &'static str, value: u64, max: u64| {
+            if (1..=max).contains(&value) {
+                Ok(Duration::from_secs(value))
+            } else {
+                Err(invalid(key, format!("must be from 1 to {max}")))
+            }
+        };
+        let limits = pool::pg::ConnectLimits {
+            connect_timeout: seconds(
+                "database-connect-timeout-seconds",
+                self.database_connect_timeout_seconds,
+                300,
+            )?,
+            statement_timeout: seconds(
+                "database-statement-timeout-seconds",
+                self.database_statement_timeout_seconds,
+                3600,
+            )?,
+        };
+        let wait_ms = self.database_pool_wait_timeout_ms;
+        if !(1..=60_000).contains(&wait_ms) {
+            return Err(invalid("database-pool-wait-timeout-ms", "must be from 1 to 60000"));
+        }
+        Ok(StorageConfig::Postgres(Box::new(PostgresConfig {
+            url,
+            secret,
+            secret_refresh: seconds(
+                "storage-secret-refresh-seconds",
+                self.storage_secret_refresh_seconds,
+                86_400,
+            )?,
+            ca_file: self.database_ca_file.clone(),
+            limits,
+            pool_size_max: within("database-pool-size-max", self.database_pool_size_max, 1..=256)?,
+            pool_wait_timeout: Duration::from_millis(wait_ms),
+        })))
+    }
 }
 
 /// Raw server flags, before validation.
@@ -104,8 +233,10 @@ pub struct ServeArgs {
 pub struct Config {
     /// Address to listen on.
     pub listen: SocketAddr,
-    /// Directory of the embedded store.
+    /// Directory of the embedded store (and of the admin socket).
     pub data_dir: PathBuf,
+    /// Which store, and how to reach it.
+    pub storage: StorageConfig,
     /// Cores to run.
     pub threads: usize,
     /// Most events in one group commit.
@@ -173,6 +304,7 @@ impl ServeArgs {
         Ok(Config {
             listen,
             data_dir: self.storage.data_dir.clone(),
+            storage: self.storage.validate()?,
             threads,
             batch_size_max,
             queue_depth_max: within("queue-depth-max", self.queue_depth_max, 1..=1_000_000)?,
@@ -210,17 +342,42 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_key() {
-        let cases: [(&[&str], &str); 5] = [
+        let cases: [(&[&str], &str); 11] = [
             (&["--listen", "nowhere"], "listen"),
             (&["--threads", "0"], "threads"),
             (&["--batch-size-max", "100"], "batch-size-max"),
             (&["--queue-depth-max", "0"], "queue-depth-max"),
             (&["--body-bytes-max", "10"], "body-bytes-max"),
+            (&["--storage", "mysql://x"], "storage"),
+            (&["--storage", "postgres://u:p@[::1"], "storage"),
+            (&["--storage", "postgres"], "storage"),
+            (&["--storage-secret", "vault:x"], "storage-secret"),
+            (&["--storage-secret", "env:DB_URL"], "storage-secret"),
+            (
+                &["--storage", "postgres://h/db", "--database-pool-size-max", "0"],
+                "database-pool-size-max",
+            ),
         ];
         for (flags, key) in cases {
             let error = args(flags).validate(2).unwrap_err();
             assert_eq!(error.key, key, "{flags:?}");
         }
+    }
+
+    #[test]
+    fn postgres_storage_validates_without_echoing_the_password() {
+        let url = "postgres://protea:hunter2@db.example:5432/ledger?sslmode=require";
+        let config = args(&["--storage", url]).validate(2).unwrap();
+        let StorageConfig::Postgres(postgres) = &config.storage else { panic!("postgres") };
+        assert!(postgres.url.is_some() && postgres.secret.is_none());
+        assert!(!format!("{config:?}").contains("hunter2"));
+        let bad = args(&["--storage", "postgres://protea:hunter2@db/x?sslmode=nonsense"]);
+        assert!(!bad.validate(2).unwrap_err().to_string().contains("hunter2"));
+        let from_secret = ["--storage", "postgres", "--storage-secret", "aws-secretsmanager:db"];
+        assert!(matches!(
+            args(&from_secret).validate(2).unwrap().storage,
+            StorageConfig::Postgres(_)
+        ));
     }
 
     #[test]

@@ -48,9 +48,9 @@ pub async fn handle(
         RouteId::Metrics => Ok(metrics(core)),
         RouteId::CreateAccounts => create::<NewAccount>(core, target.tenant, request).await,
         RouteId::CreateTransfers => create::<NewTransfer>(core, target.tenant, request).await,
-        RouteId::GetAccount => get_account(core, target),
-        RouteId::GetTransfer => get_transfer(core, target),
-        RouteId::ListAccountTransfers => list_account_transfers(core, target, &request),
+        RouteId::GetAccount => get_account(core, target).await,
+        RouteId::GetTransfer => get_transfer(core, target).await,
+        RouteId::ListAccountTransfers => list_account_transfers(core, target, &request).await,
     }
 }
 
@@ -68,6 +68,7 @@ fn readiness(core: &Core) -> Response<Body> {
 }
 
 fn metrics(core: &Core) -> Response<Body> {
+    core.app.observe_pools();
     let mut response = Response::new(Full::new(Bytes::from(core.app.metrics.encode())));
     let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -221,20 +222,20 @@ fn write_single_outcome(out: &mut Vec<u8>, id: u128, outcome: &Outcome) {
     out.push(b'}');
 }
 
-fn get_account(core: &Core, target: Target) -> Result<Response<Body>, ApiError> {
-    let account =
-        core.app.store.account(Key::new(target.tenant, target.id))?.ok_or(ACCOUNT_NOT_FOUND)?;
+async fn get_account(core: &Core, target: Target) -> Result<Response<Body>, ApiError> {
+    let key = Key::new(target.tenant, target.id);
+    let account = core.store.account(key).await?.ok_or(ACCOUNT_NOT_FOUND)?;
     let mut body = Vec::with_capacity(512);
     wire::write_account(&mut body, &account);
     Ok(json_response(StatusCode::OK, body))
 }
 
-fn get_transfer(core: &Core, target: Target) -> Result<Response<Body>, ApiError> {
-    let transfer =
-        core.app.store.transfer(Key::new(target.tenant, target.id))?.ok_or(ApiError::NotFound {
-            code: "transfer_not_found",
-            message: "no transfer with this id",
-        })?;
+async fn get_transfer(core: &Core, target: Target) -> Result<Response<Body>, ApiError> {
+    let key = Key::new(target.tenant, target.id);
+    let transfer = core.store.transfer(key).await?.ok_or(ApiError::NotFound {
+        code: "transfer_not_found",
+        message: "no transfer with this id",
+    })?;
     let mut body = Vec::with_capacity(512);
     wire::write_transfer(&mut body, &transfer);
     Ok(json_response(StatusCode::OK, body))
@@ -283,16 +284,17 @@ fn parse_limit(value: &str) -> Result<usize, ApiError> {
     }
 }
 
-fn list_account_transfers(
+async fn list_account_transfers(
     core: &Core,
     target: Target,
     request: &Request<Incoming>,
 ) -> Result<Response<Body>, ApiError> {
     let page = page_query(request.uri().query())?;
+    let key = Key::new(target.tenant, target.id);
     let mut transfers = core
-        .app
         .store
-        .account_transfers(Key::new(target.tenant, target.id), page.after, page.limit + 1)?
+        .account_transfers(key, page.after, page.limit + 1)
+        .await?
         .ok_or(ACCOUNT_NOT_FOUND)?;
     let has_more = transfers.len() > page.limit;
     transfers.truncate(page.limit);

@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod app;
 pub mod auth;
+pub mod backend;
 pub mod config;
 pub mod errors;
 pub mod handlers;

@@ -26,6 +26,7 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Some(Command::Tenant(command)) => report(gateway::tenant_cmd::run(command)),
+        Some(Command::Migrate { storage }) => report(gateway::tenant_cmd::migrate(&storage)),
         Some(Command::Serve(args)) => serve(&args),
         None => serve(&cli.serve),
     }

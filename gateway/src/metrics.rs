@@ -56,6 +56,14 @@ pub struct Metrics {
     pub flush_duration_seconds: Family<CoreLabels, Histogram>,
     /// Requests waiting in a core's batcher queue.
     pub queue_depth: Family<CoreLabels, Gauge>,
+    /// Rows written per flush (PostgreSQL).
+    pub flush_rows: Family<CoreLabels, Histogram>,
+    /// Read-pool connections handed out, by core (PostgreSQL).
+    pub db_pool_in_use: Family<CoreLabels, Gauge>,
+    /// Reads waiting for a pooled connection, by core (PostgreSQL).
+    pub db_pool_waiting: Family<CoreLabels, Gauge>,
+    /// Times a core's flush connection broke and was replaced (PostgreSQL).
+    pub db_reconnects: Family<CoreLabels, Counter>,
     /// Open client connections.
     pub connections_open: Gauge,
     /// Connections refused because `connections_max` was reached.
@@ -80,6 +88,10 @@ impl Metrics {
         let batch_requests = Family::new_with_constructor(size_buckets as fn() -> _);
         let flush_duration_seconds = Family::new_with_constructor(latency_buckets as fn() -> _);
         let queue_depth = Family::default();
+        let flush_rows = Family::new_with_constructor(size_buckets as fn() -> _);
+        let db_pool_in_use = Family::default();
+        let db_pool_waiting = Family::default();
+        let db_reconnects = Family::default();
         let connections_open = Gauge::default();
         let connections_refused = Counter::default();
         registry.register(
@@ -108,6 +120,26 @@ impl Metrics {
             "Requests waiting for a core's batcher",
             queue_depth.clone(),
         );
+        registry.register(
+            "flush_rows",
+            "Rows written per flush, by core (PostgreSQL)",
+            flush_rows.clone(),
+        );
+        registry.register(
+            "db_pool_in_use",
+            "Read-pool connections handed out, by core",
+            db_pool_in_use.clone(),
+        );
+        registry.register(
+            "db_pool_waiting",
+            "Reads waiting for a pooled connection, by core",
+            db_pool_waiting.clone(),
+        );
+        registry.register(
+            "db_reconnects",
+            "Times a core's flush connection broke and was replaced",
+            db_reconnects.clone(),
+        );
         registry.register("connections_open", "Open client connections", connections_open.clone());
         registry.register(
             "connections_refused",
@@ -122,6 +154,10 @@ impl Metrics {
             batch_requests,
             flush_duration_seconds,
             queue_depth,
+            flush_rows,
+            db_pool_in_use,
+            db_pool_waiting,
+            db_reconnects,
             connections_open,
             connections_refused,
         }
@@ -134,6 +170,21 @@ impl Metrics {
             tracing::error!("encoding metrics failed");
         }
         out
+    }
+
+    /// Records a core's read-pool state and its flush reconnects so far.
+    pub fn observe_pool(
+        &self,
+        core: &CoreLabels,
+        in_use: usize,
+        waiting: usize,
+        reconnects_total: u64,
+    ) {
+        let gauge = |value: usize| i64::try_from(value).unwrap_or(i64::MAX);
+        self.db_pool_in_use.get_or_create(core).set(gauge(in_use));
+        self.db_pool_waiting.get_or_create(core).set(gauge(waiting));
+        let counter = self.db_reconnects.get_or_create(core);
+        counter.inc_by(reconnects_total.saturating_sub(counter.get()));
     }
 
     /// Records a finished request.

@@ -41,10 +41,23 @@ pub async fn run_core(
         queue_depth_max: app.config.queue_depth_max,
     };
     let core_labels = CoreLabels { core: u32::try_from(index).unwrap_or(u32::MAX) };
-    let observer = Arc::new(CoreFlushObserver { metrics: app.metrics.clone(), core: core_labels });
-    let (handle, batcher_loop) = batcher(StoreFlusher(app.store.clone()), config, observer);
+    let observer =
+        Arc::new(CoreFlushObserver { metrics: app.metrics.clone(), core: core_labels.clone() });
+    let store = match app.store.core() {
+        Ok(store) => Arc::new(store),
+        Err(error) => {
+            tracing::error!(core = index, %error, "this core's store could not be set up");
+            return;
+        }
+    };
+    if let Ok(mut cores) = app.core_stores.lock() {
+        cores.push((core_labels.clone(), store.clone()));
+    }
+    let flusher =
+        StoreFlusher { store: store.clone(), metrics: app.metrics.clone(), core: core_labels };
+    let (handle, batcher_loop) = batcher(flusher, config, observer);
     let batcher_task = tokio::task::spawn_local(batcher_loop);
-    let core = Arc::new(Core::new(app.clone(), index, handle));
+    let core = Arc::new(Core::new(app.clone(), index, handle, store));
     match TcpListener::from_std(listener) {
         Ok(listener) => accept_until_shutdown(&core, &listener, &mut shutdown).await,
         Err(error) => tracing::error!(core = index, %error, "listener could not join the runtime"),

@@ -26,7 +26,7 @@ impl Store {
     pub fn core(&self) -> Result<CoreStore, StoreError> {
         match self {
             Self::Embedded(store) => Ok(CoreStore::Embedded(store.clone())),
-            Self::Postgres(store) => store.core().map(CoreStore::Postgres),
+            Self::Postgres(store) => Ok(CoreStore::Postgres(Box::new(store.core()?))),
         }
     }
 
@@ -61,7 +61,7 @@ pub enum CoreStore {
     /// The embedded store (its writer thread serves every core).
     Embedded(Arc<Embedded>),
     /// This core's PostgreSQL connections.
-    Postgres(PgCore),
+    Postgres(Box<PgCore>),
 }
 
 impl CoreStore {

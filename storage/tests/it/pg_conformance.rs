@@ -55,7 +55,8 @@ impl Backend for Postgres {
     fn apply(&mut self, events: &[Event], now: u64) -> Vec<Outcome> {
         let mut closed = events.to_vec();
         let open = split_open_chain(&mut closed);
-        let mut outcomes = self.runtime.block_on(self.ledger.commit(&closed, now)).unwrap().outcomes;
+        let mut outcomes =
+            self.runtime.block_on(self.ledger.commit(&closed, now)).unwrap().outcomes;
         outcomes.extend(open);
         outcomes
     }
