@@ -145,7 +145,7 @@ impl StorageArgs {
             "postgres" => None,
             text if text.starts_with("postgres://") || text.starts_with("postgresql://") => {
                 // Never echo the URL: it may hold a password.
-                Some(text.parse::<tokio_postgres::Config>().map_err(|_| {
+                Some(pool::pg::parse_config(text).map_err(|_| {
                     invalid("storage", "not a valid PostgreSQL URL (postgres://user@host/db)")
                 })?)
             }

@@ -102,6 +102,14 @@ impl Tls {
     }
 }
 
+/// Parses a PostgreSQL URL or key=value string. libpq's `sslmode=verify-full` and
+/// `verify-ca` (which tokio-postgres does not know) mean `require` here: Protea verifies
+/// the chain and the host name whenever it encrypts.
+pub fn parse_config(text: &str) -> Result<tokio_postgres::Config, tokio_postgres::Error> {
+    let text = text.replace("sslmode=verify-full", "sslmode=require");
+    text.replace("sslmode=verify-ca", "sslmode=require").parse()
+}
+
 /// The trust anchors in a PEM bundle (for Aurora: the RDS global bundle).
 fn roots_from_pem(path: &Path) -> Result<rustls::RootCertStore, ConnectError> {
     let failure =
@@ -254,4 +262,38 @@ pub fn core_pool(
             recycle: Some(limits.connect_timeout),
         })
         .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn libpq_verify_modes_mean_verified_tls() {
+        for mode in ["verify-full", "verify-ca", "require"] {
+            let config = parse_config(&format!("postgres://u@db.example/x?sslmode={mode}"));
+            assert_eq!(config.unwrap().get_ssl_mode(), SslMode::Require, "{mode}");
+            let config = parse_config(&format!("host=db.example user=u sslmode={mode}"));
+            assert_eq!(config.unwrap().get_ssl_mode(), SslMode::Require, "{mode}");
+        }
+        let plain = parse_config("postgres://u@db.example/x").unwrap();
+        assert!(matches!(Tls::for_config(&plain, None), Ok(Tls::Off)));
+        let verified = parse_config("postgres://u@db.example/x?sslmode=verify-full").unwrap();
+        assert!(matches!(Tls::for_config(&verified, None), Ok(Tls::Verified(_))));
+        assert!(parse_config("postgres://u@db.example/x?sslmode=sometimes").is_err());
+    }
+
+    #[test]
+    fn a_ca_bundle_without_certificates_is_refused() {
+        let dir = std::env::temp_dir().join(format!("protea-pg-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let empty = dir.join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let config = parse_config("postgres://u@db.example/x?sslmode=require").unwrap();
+        let error = Tls::for_config(&config, Some(&empty)).unwrap_err().to_string();
+        assert!(error.contains("empty.pem"), "{error}");
+        let missing = Tls::for_config(&config, Some(&dir.join("missing.pem")));
+        assert!(missing.unwrap_err().to_string().contains("missing.pem"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

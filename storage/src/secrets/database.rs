@@ -30,7 +30,7 @@ pub fn database_config(base: Option<&Config>, secret: &SecretValue) -> Result<Co
     if text.starts_with('{') {
         return from_json(base, text);
     }
-    text.parse::<Config>().map_err(|_| SecretError::Database {
+    pool::pg::parse_config(text).map_err(|_| SecretError::Database {
         // tokio-postgres's message can quote part of the string: not passed on.
         reason: "not a JSON object, and not a valid PostgreSQL URL or key=value connection \
                  string"
