@@ -326,12 +326,24 @@ impl From<StoreError> for Attempt {
 }
 
 /// Sorts a driver error: a lost race, a broken connection, or a failure.
+///
+/// Broken: the connection closed or failed at the socket, the server is shutting down or
+/// starting, or the session turned read-only (an Aurora failover demoted its server);
+/// each calls for a new connection, which `target_session_attrs` puts on the writer.
 fn classify(error: tokio_postgres::Error, txid: Option<i64>) -> Attempt {
-    let broken_codes =
-        [SqlState::ADMIN_SHUTDOWN, SqlState::CRASH_SHUTDOWN, SqlState::CANNOT_CONNECT_NOW];
+    let broken_codes = [
+        SqlState::ADMIN_SHUTDOWN,
+        SqlState::CRASH_SHUTDOWN,
+        SqlState::CANNOT_CONNECT_NOW,
+        SqlState::READ_ONLY_SQL_TRANSACTION,
+    ];
+    let socket_failed = std::error::Error::source(&error).is_some_and(|s| s.is::<std::io::Error>());
     if error.code() == Some(&SqlState::UNIQUE_VIOLATION) {
         Attempt::Conflict
-    } else if error.is_closed() || error.code().is_some_and(|c| broken_codes.contains(c)) {
+    } else if error.is_closed()
+        || socket_failed
+        || error.code().is_some_and(|c| broken_codes.contains(c))
+    {
         Attempt::Broken { error: db(error), txid, outcomes: None }
     } else {
         Attempt::Failed(db(error))
