@@ -29,7 +29,7 @@ use tables::{
     ACCOUNT_TRANSFERS, ACCOUNTS, API_KEYS, FAILURES, FORMAT_VERSION, META, META_FORMAT,
     META_TIMESTAMP_LAST, PENDING_EXPIRIES, PENDING_STATUSES, TENANT_NAMES, TENANTS, TRANSFERS,
 };
-use writer::{Job, WriterLimits};
+use writer::{Job, WriterSettings};
 
 /// The database file's name inside the data directory.
 pub const DATABASE_FILE: &str = "protea.redb";
@@ -45,6 +45,9 @@ pub struct EmbeddedConfig {
     pub expire_batch_max: usize,
     /// How often an idle writer looks for expired pending transfers.
     pub expiry_scan_interval: Duration,
+    /// The writer's clock, nanoseconds since the Unix epoch (the wall clock; tests that
+    /// replay dated scenarios pass their own).
+    pub clock: fn() -> u64,
 }
 
 impl EmbeddedConfig {
@@ -55,6 +58,7 @@ impl EmbeddedConfig {
             writer_queue_max: 256,
             expire_batch_max: 1024,
             expiry_scan_interval: Duration::from_secs(1),
+            clock: crate::store::now_ns,
         }
     }
 }
@@ -75,14 +79,15 @@ impl Embedded {
         let timestamp_last = initialise(&db)?;
         check_conservation(&db)?;
         let (jobs, receiver) = sync_channel(config.writer_queue_max);
-        let limits = WriterLimits {
+        let settings = WriterSettings {
             expire_batch_max: config.expire_batch_max,
             expiry_scan_interval: config.expiry_scan_interval,
+            clock: config.clock,
         };
         let writer_db = db.clone();
         let writer = std::thread::Builder::new()
             .name("protea-writer".into())
-            .spawn(move || writer::run(&writer_db, &receiver, limits, timestamp_last))?;
+            .spawn(move || writer::run(&writer_db, &receiver, settings, timestamp_last))?;
         Ok(Self { db, jobs, writer: Mutex::new(Some(writer)) })
     }
 
@@ -191,6 +196,14 @@ impl Embedded {
             tenants.push(Tenant { id: id.value(), name: name.value().to_owned() });
         }
         Ok(tenants)
+    }
+
+    /// The newest timestamp the ledger has given out (no record created later has one at
+    /// or below it).
+    pub fn timestamp_last(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read().map_err(StoreError::from)?;
+        let meta = txn.open_table(META)?;
+        Ok(meta.get(META_TIMESTAMP_LAST)?.map_or(0, |v| v.value()))
     }
 
     /// Whether the database answers a read.

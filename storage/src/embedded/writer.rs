@@ -13,8 +13,6 @@ use std::time::Duration;
 use redb::{Database, ReadableTable, Table, WriteTransaction};
 use tokio::sync::oneshot;
 
-use crate::store::now_ns;
-
 use super::codec::{decode_account, decode_transfer, encode_account, encode_transfer};
 use super::tables::{
     ACCOUNT_TRANSFERS, ACCOUNTS, API_KEYS, FAILURES, META, META_TENANT_LAST, META_TIMESTAMP_LAST,
@@ -47,25 +45,27 @@ pub enum Job {
     Shutdown,
 }
 
-/// Bounds of the writer.
+/// Bounds and clock of the writer.
 #[derive(Clone, Copy, Debug)]
-pub struct WriterLimits {
+pub struct WriterSettings {
     /// Most expired pending transfers released per commit.
     pub expire_batch_max: usize,
     /// How often an idle writer looks for expired pending transfers.
     pub expiry_scan_interval: Duration,
+    /// Nanoseconds since the Unix epoch.
+    pub clock: fn() -> u64,
 }
 
 /// Runs the writer until [`Job::Shutdown`] or until every sender is gone.
-pub fn run(db: &Database, jobs: &Receiver<Job>, limits: WriterLimits, mut timestamp_last: u64) {
+pub fn run(db: &Database, jobs: &Receiver<Job>, settings: WriterSettings, mut timestamp_last: u64) {
     loop {
-        let first = match jobs.recv_timeout(limits.expiry_scan_interval) {
+        let first = match jobs.recv_timeout(settings.expiry_scan_interval) {
             Ok(job) => Some(job),
             Err(RecvTimeoutError::Timeout) => None,
             Err(RecvTimeoutError::Disconnected) => return,
         };
         let collected = collect(first, jobs);
-        timestamp_last = commit_batches(db, collected.batches, limits, timestamp_last);
+        timestamp_last = commit_batches(db, collected.batches, settings, timestamp_last);
         for job in collected.control {
             run_control(db, job);
         }
@@ -97,11 +97,11 @@ fn collect(first: Option<Job>, jobs: &Receiver<Job>) -> Collected {
 fn commit_batches(
     db: &Database,
     batches: Vec<QueuedBatch>,
-    limits: WriterLimits,
+    settings: WriterSettings,
     timestamp_last: u64,
 ) -> u64 {
     let client_events: Vec<Event> = batches.iter().flat_map(|(e, _)| e.iter().copied()).collect();
-    match commit(db, &client_events, limits, timestamp_last) {
+    match commit(db, &client_events, settings, timestamp_last) {
         Ok((outcomes, timestamp)) => {
             reply_each(batches, outcomes);
             timestamp
@@ -130,14 +130,14 @@ fn reply_each(batches: Vec<QueuedBatch>, outcomes: Vec<Outcome>) {
 fn commit(
     db: &Database,
     client_events: &[Event],
-    limits: WriterLimits,
+    settings: WriterSettings,
     timestamp_last: u64,
 ) -> Result<(Vec<Outcome>, u64), StoreError> {
-    let now = now_ns();
+    let now = (settings.clock)();
     let txn = db.begin_write()?;
     let result = {
         let mut tables = LedgerTables::open(&txn)?;
-        let expired = tables.expired(now, limits.expire_batch_max)?;
+        let expired = tables.expired(now, settings.expire_batch_max)?;
         if expired.is_empty() && client_events.is_empty() {
             return Ok((Vec::new(), timestamp_last));
         }

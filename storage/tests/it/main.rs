@@ -1,6 +1,7 @@
 //! The storage crate's integration tests, one binary with a module per area.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly on purpose
 
+mod embedded_conformance;
 mod embedded_store;
 mod ledger_model;
 mod ledger_properties;

@@ -1,6 +1,7 @@
 //! Conformance: every ledger scenario of `ledger_scenarios.rs`, run through the
 //! PostgreSQL flush on a real server, must answer the same codes and leave the same
-//! balances as the pure ledger. Plus the flush's own duties: pending expiries claimed
+//! balances as the pure ledger (`embedded_conformance.rs` runs the same tables through
+//! the embedded store). Plus the flush's own duties: pending expiries claimed
 //! from the index, and rows that survive a new connection.
 
 use std::sync::Arc;
