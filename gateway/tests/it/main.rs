@@ -6,7 +6,15 @@
 //! - [`http_api`]: the API end to end, route by route and status by status.
 //! - [`crash`]: kill -9 under concurrent load, restart, and check that every acknowledged
 //!   transfer survived exactly once and that money is conserved.
+//! - [`pg_cluster`]: PostgreSQL for the tests below: fresh databases on the shared
+//!   server, and private servers to stop, restart or run with TLS.
+//! - [`pg_multi_process`]: two gateway processes on one database under concurrent load.
+//! - [`pg_faults`]: connections killed mid-flush, a server restarted mid-load, and TLS
+//!   certificate verification.
 
 mod crash;
 mod http_api;
+mod pg_cluster;
+mod pg_faults;
+mod pg_multi_process;
 mod support;

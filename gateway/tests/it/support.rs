@@ -449,3 +449,87 @@ impl Rng {
         self.next_u64() % 100 < percent
     }
 }
+
+/// A gateway process started with exactly the given arguments (no data directory or
+/// listen flags added), whose stdout log lines are kept for inspection; killed when
+/// dropped. For tests of a gateway that must not come up (it never logs `listening`).
+pub struct Spawned {
+    child: Option<Child>,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+    stderr: Option<JoinHandle<String>>,
+}
+
+impl Spawned {
+    /// Spawns `gateway ARGS...`.
+    pub fn start(args: &[&str]) -> Self {
+        let mut child = gateway_command().args(args).spawn().expect("spawning the gateway binary");
+        let stderr = read_all(child.stderr.take().expect("piped stderr"));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (sender, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                if sender.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Self { child: Some(child), lines, seen: Vec::new(), stderr: Some(stderr) }
+    }
+
+    /// Waits at most `timeout` for a stdout line that `wanted` accepts and returns it;
+    /// `None` when the time passes or stdout closes first. Every line read is kept.
+    pub fn wait_for_line(
+        &mut self,
+        timeout: Duration,
+        wanted: impl Fn(&str) -> bool,
+    ) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if wanted(&line) {
+                        return Some(line);
+                    }
+                }
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// Every stdout line read so far.
+    pub fn seen(&self) -> &[String] {
+        &self.seen
+    }
+
+    /// Its exit status, if it has exited (does not wait).
+    pub fn try_status(&mut self) -> Option<ExitStatus> {
+        self.child.as_mut().and_then(|child| child.try_wait().ok().flatten())
+    }
+
+    /// Kills it (if still running) and returns what it wrote to stderr.
+    pub fn kill(mut self) -> String {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.stderr.take().map(join_text).unwrap_or_default()
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Whether a JSON log line is the gateway's `listening` line.
+pub fn is_listening_line(line: &str) -> bool {
+    listening_addr(line.as_bytes()).is_some()
+}
