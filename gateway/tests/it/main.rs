@@ -11,10 +11,13 @@
 //! - [`pg_multi_process`]: two gateway processes on one database under concurrent load.
 //! - [`pg_faults`]: connections killed mid-flush, a server restarted mid-load, and TLS
 //!   certificate verification.
+//! - [`pg_secrets`]: database credentials from Secrets Manager (moto), rotated while the
+//!   gateway runs.
 
 mod crash;
 mod http_api;
 mod pg_cluster;
 mod pg_faults;
 mod pg_multi_process;
+mod pg_secrets;
 mod support;

@@ -112,7 +112,14 @@ impl Gateway {
     /// two cores, plus `extra` flags; returns once it logged `listening`. Panics (with its
     /// stderr) when it exits first or does not listen within 20 s.
     pub fn start(dir: &Path, extra: &[&str]) -> Self {
+        Self::start_with_env(dir, extra, &[])
+    }
+
+    /// [`Gateway::start`] with extra environment variables (for example the AWS
+    /// settings of a Secrets Manager source).
+    pub fn start_with_env(dir: &Path, extra: &[&str], env: &[(&str, String)]) -> Self {
         let mut child = gateway_command()
+            .envs(env.iter().map(|(key, value)| (key, value)))
             .arg("--data-dir")
             .arg(dir)
             .args(["--listen", "127.0.0.1:0", "--threads", "2"])
