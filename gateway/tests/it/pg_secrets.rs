@@ -44,7 +44,7 @@ async fn roles_connected(admin: &tokio_postgres::Client, database: &str) -> Vec<
             &[&database],
         )
         .await
-        .unwrap();
+        .expect("reading pg_stat_activity");
     rows.iter().map(|row| row.get(0)).collect()
 }
 
