@@ -102,6 +102,43 @@ impl Tls {
     }
 }
 
+/// The server's SQLSTATE and message when there is one, else the client-side error with
+/// its causes (tokio-postgres' `Display` leaves the cause out, such as why a TLS
+/// handshake failed).
+pub fn describe(error: &tokio_postgres::Error) -> String {
+    if let Some(db) = error.as_db_error() {
+        return format!("{} {}", db.code().code(), db.message());
+    }
+    let mut text = error.to_string();
+    let mut cause = std::error::Error::source(error);
+    while let Some(error) = cause {
+        text.push_str(": ");
+        text.push_str(&error.to_string());
+        cause = error.source();
+    }
+    text
+}
+
+/// Whether `error` is the server's certificate failing verification (unknown issuer,
+/// wrong host name, expired...): a setting to fix, not an outage to wait out.
+pub fn is_certificate_rejection(error: &tokio_postgres::Error) -> bool {
+    let mut cause = std::error::Error::source(error);
+    while let Some(error) = cause {
+        let tls = error.downcast_ref::<rustls::Error>().or_else(|| {
+            let io = error.downcast_ref::<std::io::Error>()?;
+            io.get_ref()?.downcast_ref::<rustls::Error>()
+        });
+        if matches!(
+            tls,
+            Some(rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented)
+        ) {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
+}
+
 /// Parses a PostgreSQL URL or key=value string. libpq's `sslmode=verify-full` and
 /// `verify-ca` (which tokio-postgres does not know) mean `require` here: Protea verifies
 /// the chain and the host name whenever it encrypts.

@@ -21,6 +21,10 @@ pub enum StoreError {
     /// Stored data breaks a ledger invariant (for example, money is not conserved).
     #[error("stored data breaks an invariant: {0}")]
     Invariant(String),
+    /// The database refused us in a way waiting will not cure (its certificate failed
+    /// verification): fix the configuration.
+    #[error("the database was refused: {0}")]
+    Refused(String),
     /// The store is shutting down or its writer has stopped.
     #[error("storage is shutting down")]
     Closed,
@@ -48,6 +52,7 @@ impl StoreError {
             Self::Io(_) => "io",
             Self::Corrupt(_) => "corrupt",
             Self::Invariant(_) => "invariant",
+            Self::Refused(_) => "refused",
             Self::Closed => "closed",
             Self::Overloaded => "overloaded",
             Self::Migration(_) => "migration",

@@ -14,7 +14,10 @@ use crate::ledger::{
 
 /// A driver error, with the server's SQLSTATE and message.
 pub fn db(error: tokio_postgres::Error) -> StoreError {
-    StoreError::Io(format!("postgres: {}", super::migrations::describe(&error)))
+    if pool::pg::is_certificate_rejection(&error) {
+        return StoreError::Refused(format!("postgres: {}", pool::pg::describe(&error)));
+    }
+    StoreError::Io(format!("postgres: {}", pool::pg::describe(&error)))
 }
 
 /// A failed connection attempt, described (never with the URL or password).

@@ -5,6 +5,7 @@
 //! A database whose schema is newer than this binary is refused rather than used. Never
 //! edit a released migration: add a new version.
 
+pub use pool::pg::describe;
 use tokio_postgres::Client;
 
 use super::codec::db;
@@ -96,15 +97,6 @@ async fn apply(client: &mut Client, migration: &Migration) -> Result<(), StoreEr
     txn.commit().await.map_err(failed)?;
     tracing::info!(version = migration.version, name = migration.name, "migration applied");
     Ok(())
-}
-
-/// The server's SQLSTATE and message when there is one (tokio-postgres' `Display` says
-/// only "db error"), else the client-side error.
-pub fn describe(error: &tokio_postgres::Error) -> String {
-    match error.as_db_error() {
-        Some(db) => format!("{} {}", db.code().code(), db.message()),
-        None => error.to_string(),
-    }
 }
 
 #[cfg(test)]
