@@ -49,6 +49,9 @@ pub enum ConnectError {
     /// Connecting took longer than `connect_timeout`.
     #[error("postgres connection timed out after {0:?}")]
     Timeout(Duration),
+    /// rustls refused the TLS settings.
+    #[error("TLS set-up failed: {0}")]
+    TlsSetup(String),
     /// The CA bundle could not be read or holds no usable certificate.
     #[error("CA bundle {path}: {reason}")]
     CaBundle {
@@ -95,7 +98,7 @@ impl Tls {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let tls = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
-            .map_err(|e| ConnectError::CaBundle { path: "(none)".into(), reason: e.to_string() })?
+            .map_err(|e| ConnectError::TlsSetup(e.to_string()))?
             .with_root_certificates(roots)
             .with_no_client_auth();
         Ok(Self::Verified(MakeRustlsConnect::new(tls)))
@@ -165,19 +168,32 @@ fn roots_from_pem(path: &Path) -> Result<rustls::RootCertStore, ConnectError> {
 /// Makes connections to one database; shared by every core, each of which uses the
 /// connections it made on its own runtime only.
 pub struct Connector {
-    config: ArcSwap<tokio_postgres::Config>,
-    tls: ArcSwap<Tls>,
+    target: ArcSwap<Target>,
     limits: ConnectLimits,
+}
+
+/// Where connections go and how they are encrypted, swapped together.
+struct Target {
+    config: tokio_postgres::Config,
+    tls: Tls,
+}
+
+impl Target {
+    /// Every connection must land on a primary that accepts writes.
+    fn writable(mut config: tokio_postgres::Config, tls: Tls) -> Self {
+        config.target_session_attrs(TargetSessionAttrs::ReadWrite);
+        Self { config, tls }
+    }
 }
 
 impl fmt::Debug for Connector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The config may hold a password: show only where it points.
-        let config = self.config.load();
+        let target = self.target.load();
         f.debug_struct("Connector")
-            .field("hosts", &config.get_hosts().len())
-            .field("dbname", &config.get_dbname())
-            .field("tls", &**self.tls.load())
+            .field("hosts", &target.config.get_hosts().len())
+            .field("dbname", &target.config.get_dbname())
+            .field("tls", &target.tls)
             .field("limits", &self.limits)
             .finish()
     }
@@ -186,18 +202,13 @@ impl fmt::Debug for Connector {
 impl Connector {
     /// A connector for `config`, encrypted as `tls` says.
     pub fn new(config: tokio_postgres::Config, tls: Tls, limits: ConnectLimits) -> Self {
-        Self {
-            config: ArcSwap::from_pointee(writable(config)),
-            tls: ArcSwap::from_pointee(tls),
-            limits,
-        }
+        Self { target: ArcSwap::from_pointee(Target::writable(config, tls)), limits }
     }
 
     /// Replaces the database config (for example after a secret rotation); connections
     /// made from now on use it, existing ones stay as they are.
     pub fn set_config(&self, config: tokio_postgres::Config, tls: Tls) {
-        self.config.store(Arc::new(writable(config)));
-        self.tls.store(Arc::new(tls));
+        self.target.store(Arc::new(Target::writable(config, tls)));
     }
 
     /// The limits every connection has.
@@ -217,10 +228,10 @@ impl Connector {
 
     /// A session and its I/O task; no timeout of its own.
     async fn connect_unbounded(&self) -> Result<(Client, JoinHandle<()>), tokio_postgres::Error> {
-        let config = self.config.load_full();
-        let (client, io) = match &**self.tls.load() {
-            Tls::Off => spawn_io(config.connect(NoTls).await?),
-            Tls::Verified(tls) => spawn_io(config.connect(tls.clone()).await?),
+        let target = self.target.load_full();
+        let (client, io) = match &target.tls {
+            Tls::Off => spawn_io(target.config.connect(NoTls).await?),
+            Tls::Verified(tls) => spawn_io(target.config.connect(tls.clone()).await?),
         };
         let statement_ms = self.limits.statement_timeout.as_millis();
         client
@@ -232,12 +243,6 @@ impl Connector {
             .await?;
         Ok((client, io))
     }
-}
-
-/// Every connection must land on a primary that accepts writes.
-fn writable(mut config: tokio_postgres::Config) -> tokio_postgres::Config {
-    config.target_session_attrs(TargetSessionAttrs::ReadWrite);
-    config
 }
 
 /// Runs a connection's I/O on the current runtime. When the connection ends, the client
