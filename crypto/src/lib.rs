@@ -1,7 +1,23 @@
 //! Protea's cryptographic primitives, on ring.
 //!
-//! Today: tenant API keys ([`api_key`]). Later issues add envelope encryption, request
-//! signatures, tokens, TOTP and the audit hash chain here. This crate does no I/O, keeps
-//! no global state, and never logs or formats a secret.
+//! - [`api_key`]: tenant API keys (`KEYID.SECRET` bearer credentials).
+//! - [`signature`]: HMAC-SHA256 request signatures for tenants: the canonical request,
+//!   the `Authorization` header, verification against one or two active secrets and a
+//!   replay window.
+//! - [`totp`]: RFC 6238 one-time passwords, the operators' second factor: enrolment
+//!   secrets and URIs, codes, verification with skew and reuse refusal.
+//! - [`password`]: operator passwords hashed with argon2id (OWASP parameters).
+//! - [`token`]: short-lived operator tokens, compact JWS signed with Ed25519, verified
+//!   against keys by key id for rotation.
+//!
+//! Later issues add envelope encryption and the audit hash chain here. This crate does
+//! no I/O, keeps no global state, and never logs or formats a secret: every type that
+//! holds one has a `Debug` that leaves it out.
+
+#![forbid(unsafe_code)]
 
 pub mod api_key;
+pub mod password;
+pub mod signature;
+pub mod token;
+pub mod totp;

@@ -1,0 +1,13 @@
+//! The crypto crate's integration tests, in one binary, through the public API only.
+//!
+//! - [`signature`]: RFC 4231 HMAC-SHA256 vectors, a known-answer canonical request, the
+//!   `Authorization` format, the replay window, and properties: canonicalisation is
+//!   stable under query reordering and injective, every tamper fails, rotation works.
+//! - [`totp`]: RFC 6238 Appendix B vectors, enrolment, skew, reuse and malformed codes.
+//! - [`password`]: argon2id round trips, length rules, malformed stored hashes.
+//! - [`token`]: EdDSA tokens: round trip, expiry, tampering, `alg`, key ids, rotation.
+
+mod password;
+mod signature;
+mod token;
+mod totp;
