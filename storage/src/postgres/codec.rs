@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use tokio_postgres::{Row, Statement, Transaction};
+use tokio_postgres::{Client, Row, Statement};
 use uuid::Uuid;
 
 use crate::error::StoreError;
@@ -265,7 +265,7 @@ impl ChangeRows {
     /// Inserts new accounts.
     pub async fn insert_accounts(
         &self,
-        txn: &Transaction<'_>,
+        client: &Client,
         s: &Statement,
     ) -> Result<u64, tokio_postgres::Error> {
         let c = &self.new_accounts;
@@ -273,30 +273,31 @@ impl ChangeRows {
             return Ok(0);
         }
         let b = &c.balances;
-        txn.execute(
-            s,
-            &[
-                &c.tenants,
-                &c.ids,
-                &c.ledgers,
-                &c.codes,
-                &c.flags,
-                &c.user_data,
-                &c.subject_ids,
-                &b.debits_pending,
-                &b.debits_posted,
-                &b.credits_pending,
-                &b.credits_posted,
-                &c.timestamps,
-            ],
-        )
-        .await
+        client
+            .execute(
+                s,
+                &[
+                    &c.tenants,
+                    &c.ids,
+                    &c.ledgers,
+                    &c.codes,
+                    &c.flags,
+                    &c.user_data,
+                    &c.subject_ids,
+                    &b.debits_pending,
+                    &b.debits_posted,
+                    &b.credits_pending,
+                    &b.credits_posted,
+                    &c.timestamps,
+                ],
+            )
+            .await
     }
 
     /// Updates balances of existing accounts.
     pub async fn update_balances(
         &self,
-        txn: &Transaction<'_>,
+        client: &Client,
         s: &Statement,
     ) -> Result<u64, tokio_postgres::Error> {
         let b = &self.balances;
@@ -311,91 +312,92 @@ impl ChangeRows {
             &b.credits_pending,
             &b.credits_posted,
         ];
-        txn.execute(s, &params).await
+        client.execute(s, &params).await
     }
 
     /// Inserts new transfers.
     pub async fn insert_transfers(
         &self,
-        txn: &Transaction<'_>,
+        client: &Client,
         s: &Statement,
     ) -> Result<u64, tokio_postgres::Error> {
         let c = &self.transfers;
         if c.ids.is_empty() {
             return Ok(0);
         }
-        txn.execute(
-            s,
-            &[
-                &c.tenants,
-                &c.ids,
-                &c.debits,
-                &c.credits,
-                &c.amounts,
-                &c.pending_ids,
-                &c.user_data,
-                &c.ledgers,
-                &c.codes,
-                &c.flags,
-                &c.timeouts,
-                &c.timestamps,
-            ],
-        )
-        .await
+        client
+            .execute(
+                s,
+                &[
+                    &c.tenants,
+                    &c.ids,
+                    &c.debits,
+                    &c.credits,
+                    &c.amounts,
+                    &c.pending_ids,
+                    &c.user_data,
+                    &c.ledgers,
+                    &c.codes,
+                    &c.flags,
+                    &c.timeouts,
+                    &c.timestamps,
+                ],
+            )
+            .await
     }
 
     /// Inserts stored rejections.
     pub async fn insert_failures(
         &self,
-        txn: &Transaction<'_>,
+        client: &Client,
         s: &Statement,
     ) -> Result<u64, tokio_postgres::Error> {
-        codes(txn, s, &self.failures).await
+        codes(client, s, &self.failures).await
     }
 
     /// Inserts pending statuses.
     pub async fn insert_statuses(
         &self,
-        txn: &Transaction<'_>,
+        client: &Client,
         s: &Statement,
     ) -> Result<u64, tokio_postgres::Error> {
-        codes(txn, s, &self.statuses).await
+        codes(client, s, &self.statuses).await
     }
 
     /// Inserts expiries of new pending transfers.
     pub async fn insert_expiries(
         &self,
-        txn: &Transaction<'_>,
+        client: &Client,
         s: &Statement,
     ) -> Result<u64, tokio_postgres::Error> {
         let (at, tenants, ids) = &self.expiries;
         if ids.is_empty() {
             return Ok(0);
         }
-        txn.execute(s, &[at, tenants, ids]).await
+        client.execute(s, &[at, tenants, ids]).await
     }
 
     /// Deletes expiries of resolved pending transfers.
     pub async fn delete_expiries(
         &self,
-        txn: &Transaction<'_>,
+        client: &Client,
         s: &Statement,
     ) -> Result<u64, tokio_postgres::Error> {
         let (tenants, ids) = &self.resolved;
         if ids.is_empty() {
             return Ok(0);
         }
-        txn.execute(s, &[tenants, ids]).await
+        client.execute(s, &[tenants, ids]).await
     }
 }
 
 async fn codes(
-    txn: &Transaction<'_>,
+    client: &Client,
     s: &Statement,
     c: &CodeColumns,
 ) -> Result<u64, tokio_postgres::Error> {
     if c.ids.is_empty() {
         return Ok(0);
     }
-    txn.execute(s, &[&c.tenants, &c.ids, &c.codes]).await
+    client.execute(s, &[&c.tenants, &c.ids, &c.codes]).await
 }

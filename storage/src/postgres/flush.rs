@@ -1,7 +1,9 @@
-//! The PostgreSQL flush (ADR 0005): one transaction per batch. Due expiries are claimed,
-//! the touched accounts locked in key order, the stored ids read, timestamps reserved
-//! on the shared ledger clock, [`ledger::apply`] run in Rust, every change written with
-//! `UNNEST`, and the outcomes returned only after COMMIT succeeded.
+//! The PostgreSQL flush (ADRs 0005 and 0007): one transaction per batch, in two pipelined
+//! round trips. BEGIN, the touched accounts locked in key order, the stored ids read and
+//! timestamps reserved (no lock held until COMMIT); [`ledger::apply`] run in Rust; every
+//! change written with `UNNEST`, pipelined with COMMIT; the outcomes returned only after
+//! COMMIT succeeded. Due expiries are claimed at most every 100 ms, in a round trip of
+//! their own before the locks.
 //!
 //! Never answers before COMMIT, never writes outside the transaction, and never decides
 //! a ledger rule itself: the rules are `ledger::apply`'s.
@@ -14,18 +16,21 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 
 use pool::pg::Connector;
-use tokio_postgres::{Client, Row, Statement, Transaction};
+use tokio_postgres::{Client, Row, Statement};
 
 use super::codec::{account_row, db, failure_row, i64_of, status_row, transfer_row, uuid};
 use super::sql;
 use crate::error::StoreError;
-use crate::ledger::{self, Account, Changes, Event, Key, Outcome, State};
+use crate::ledger::{self, Account, Event, Key, Outcome, State};
 
 /// How often a flush that lost a race on a new id (unique violation) is retried.
 const CONFLICT_RETRIES_MAX: usize = 3;
 /// How often one flush reconnects before it fails (about 20 s of back-off in all,
 /// enough for a PostgreSQL restart or an Aurora failover to complete).
 const RECONNECTS_MAX: usize = 14;
+/// Ledger time between two expiry claims of one flush connection (100 ms): a due pending
+/// transfer is released within about this long of its timeout while flushes run.
+const CLAIM_INTERVAL_NS: u64 = 100_000_000;
 /// How often `pg_xact_status` is asked while the server still runs the transaction.
 const XACT_STATUS_POLLS_MAX: usize = 500;
 
@@ -53,6 +58,9 @@ pub struct PgLedger {
     connection: Option<Connection>,
     expire_batch_max: i64,
     reconnects_total: u64,
+    /// The ledger time of the last expiry claim, and whether it hit the maximum.
+    claimed_at_ns: Option<u64>,
+    claim_again: bool,
 }
 
 /// A committed batch: one outcome per event, and how many rows it wrote.
@@ -100,7 +108,14 @@ impl PgLedger {
     /// is unreachable, and answers 503 until it is back).
     pub fn new(connector: Arc<Connector>, expire_batch_max: usize) -> Self {
         let expire_batch_max = i64::try_from(expire_batch_max).unwrap_or(i64::MAX);
-        Self { connector, connection: None, expire_batch_max, reconnects_total: 0 }
+        Self {
+            connector,
+            connection: None,
+            expire_batch_max,
+            reconnects_total: 0,
+            claimed_at_ns: None,
+            claim_again: false,
+        }
     }
 
     /// Connects to a migrated database now and prepares the flush's statements.
@@ -152,13 +167,19 @@ impl PgLedger {
         );
         let (mut conflicts, mut breaks) = (0, 0);
         loop {
-            let max = self.expire_batch_max;
+            let claim_max = self.claim_due(now_ns);
             let attempt = match self.connection().await {
-                Ok(connection) => connection.commit_once(events, now_ns, max).await,
+                Ok(connection) => connection.commit_once(events, now_ns, claim_max).await,
                 Err(error) => Err(Attempt::Broken { error, txid: None, outcomes: None }),
             };
             match attempt {
-                Ok(outcomes) => return Ok(outcomes),
+                Ok((committed, claimed)) => {
+                    if let Some(max) = claim_max {
+                        self.claimed_at_ns = Some(now_ns);
+                        self.claim_again = i64::try_from(claimed).is_ok_and(|n| n >= max);
+                    }
+                    return Ok(committed);
+                }
                 Err(Attempt::Conflict) if conflicts < CONFLICT_RETRIES_MAX => conflicts += 1,
                 Err(Attempt::Conflict) => {
                     return Err(StoreError::Io("unique violations persisted after retries".into()));
@@ -181,6 +202,17 @@ impl PgLedger {
                 }
             }
         }
+    }
+
+    /// The most expiries to claim in this flush, when a claim is due: at most every
+    /// [`CLAIM_INTERVAL_NS`] of ledger time, or at once when the last claim was full.
+    /// Claiming decides what the flush locks, so it costs a round trip of its own.
+    fn claim_due(&self, now_ns: u64) -> Option<i64> {
+        let due = match self.claimed_at_ns {
+            None => true,
+            Some(at) => self.claim_again || now_ns.saturating_sub(at) >= CLAIM_INTERVAL_NS,
+        };
+        (due && self.expire_batch_max > 0).then_some(self.expire_batch_max)
     }
 
     /// Whether transaction `txid` committed, waiting while the server still runs it and
@@ -240,19 +272,46 @@ impl Connection {
         Ok(Self { client, statements })
     }
 
+    /// One attempt. Round trip 1 sends BEGIN with the locks and reads (and, when an
+    /// expiry claim is due, BEGIN with the claim first, since the claimed transfers decide
+    /// what to lock); round trip 2 sends every write with COMMIT. A failure before COMMIT
+    /// was sent rolls the transaction back; a broken connection after it leaves the
+    /// outcome to `pg_xact_status`.
     async fn commit_once(
-        &mut self,
+        &self,
         events: &[Event],
         now_ns: u64,
-        expire_batch_max: i64,
-    ) -> Result<Committed, Attempt> {
-        let statements = &self.statements;
-        let txn = self.client.transaction().await.map_err(|e| classify(e, None))?;
+        claim_max: Option<i64>,
+    ) -> Result<(Committed, usize), Attempt> {
+        let attempt = self.apply_in_transaction(events, now_ns, claim_max).await;
+        if matches!(&attempt, Err(Attempt::Conflict | Attempt::Failed(_)))
+            && !self.client.is_closed()
+        {
+            // A no-op (with a warning) when COMMIT already ended the transaction.
+            let _ = self.client.batch_execute("ROLLBACK").await;
+        }
+        attempt
+    }
+
+    async fn apply_in_transaction(
+        &self,
+        events: &[Event],
+        now_ns: u64,
+        claim_max: Option<i64>,
+    ) -> Result<(Committed, usize), Attempt> {
+        let (client, statements) = (&self.client, &self.statements);
         let now = i64_of(now_ns)?;
-        let expired = claim_expiries(&txn, statements, now, expire_batch_max).await?;
+        let expired = match claim_max {
+            Some(max) => {
+                let begin = client.batch_execute("BEGIN");
+                let claim = claim_expiries(client, statements, now, max);
+                tokio::try_join!(async { begin.await.map_err(|e| classify(e, None)) }, claim)?.1
+            }
+            None => Vec::new(),
+        };
         let mut all: Vec<Event> = expired.iter().map(|key| Event::ExpirePending(*key)).collect();
         all.extend_from_slice(events);
-        let read = read_locked(&txn, statements, &all, now).await?;
+        let read = read_locked(client, statements, &all, now, claim_max.is_none()).await?;
         let mut state = read.state;
         let (mut outcomes, changes) = ledger::apply(&mut state, &all, now_ns);
         assert!(
@@ -260,19 +319,28 @@ impl Connection {
             "timestamps stay within the reservation"
         );
         outcomes.drain(..expired.len());
+        let rows = super::codec::ChangeRows::of(&state, &changes, &read.loaded)?;
+        let (written, committed) =
+            tokio::join!(write(client, statements, &rows), client.batch_execute("COMMIT"));
         let txid = Some(read.txid);
-        let rows_written = write(&txn, statements, &state, &changes, &read.loaded)
-            .await
-            .map_err(|e| e.with_txid(txid))?;
-        let committed = Committed { outcomes, rows_written };
-        match txn.commit().await {
-            Ok(()) => Ok(committed),
-            Err(error) => match classify(error, txid) {
-                Attempt::Broken { error, txid, .. } => {
-                    Err(Attempt::Broken { error, txid, outcomes: Some(committed) })
-                }
-                other => Err(other),
-            },
+        let sent = |attempt: Attempt, committed: Committed| match attempt {
+            // COMMIT was sent: the transaction may have committed.
+            Attempt::Broken { error, txid, .. } => {
+                Attempt::Broken { error, txid, outcomes: Some(committed) }
+            }
+            other => other,
+        };
+        let rows_written = match written {
+            Ok(rows_written) => rows_written,
+            Err(error) => {
+                let pending = Committed { outcomes, rows_written: 0 };
+                return Err(sent(classify(error, txid), pending));
+            }
+        };
+        let result = Committed { outcomes, rows_written };
+        match committed {
+            Ok(()) => Ok((result, expired.len())),
+            Err(error) => Err(sent(classify(error, txid), result)),
         }
     }
 }
@@ -310,15 +378,6 @@ enum Attempt {
     Failed(StoreError),
 }
 
-impl Attempt {
-    fn with_txid(self, txid: Option<i64>) -> Self {
-        match self {
-            Self::Broken { error, outcomes, .. } => Self::Broken { error, txid, outcomes },
-            other => other,
-        }
-    }
-}
-
 impl From<StoreError> for Attempt {
     fn from(error: StoreError) -> Self {
         Self::Failed(error)
@@ -351,12 +410,12 @@ fn classify(error: tokio_postgres::Error, txid: Option<i64>) -> Attempt {
 }
 
 async fn claim_expiries(
-    txn: &Transaction<'_>,
+    client: &Client,
     statements: &Statements,
     now: i64,
     max: i64,
 ) -> Result<Vec<Key>, Attempt> {
-    let rows = txn
+    let rows = client
         .query(&statements.claim_expiries, &[&now, &max])
         .await
         .map_err(|e| classify(e, None))?;
@@ -379,10 +438,11 @@ struct Read {
 /// Round trip 1: lock accounts in key order, then read ids, failures, statuses and
 /// reserve timestamps, pipelined.
 async fn read_locked(
-    txn: &Transaction<'_>,
+    client: &Client,
     statements: &Statements,
     events: &[Event],
     now: i64,
+    begin: bool,
 ) -> Result<Read, Attempt> {
     let transfer_keys = KeyArrays::of(ledger::prefetch::transfer_keys(events))?;
     // Accounts the events name themselves; those of the pending transfers they resolve
@@ -394,13 +454,16 @@ async fn read_locked(
         [&named.tenants, &named.ids, &pending.tenants, &pending.ids];
     let key_params: [&(dyn ToSql + Sync); 2] = [&transfer_keys.tenants, &transfer_keys.ids];
     let clock_params: [&(dyn ToSql + Sync); 2] = [&now, &count];
-    // Sent in this order on one connection: the reads run after the locks are granted.
-    let (accounts, transfers, failures, statuses, clock) = tokio::try_join!(
-        txn.query(&statements.lock_accounts, &lock_params),
-        txn.query(&statements.read_transfers, &key_params),
-        txn.query(&statements.read_failures, &key_params),
-        txn.query(&statements.read_statuses, &key_params),
-        txn.query_one(&statements.reserve_timestamps, &clock_params),
+    // Sent in this order on one connection: the reads, and the timestamp reservation, run
+    // after the locks are granted.
+    let begin = async { if begin { client.batch_execute("BEGIN").await } else { Ok(()) } };
+    let (_, accounts, transfers, failures, statuses, clock) = tokio::try_join!(
+        begin,
+        client.query(&statements.lock_accounts, &lock_params),
+        client.query(&statements.read_transfers, &key_params),
+        client.query(&statements.read_failures, &key_params),
+        client.query(&statements.read_statuses, &key_params),
+        client.query_one(&statements.reserve_timestamps, &clock_params),
     )
     .map_err(|e| classify(e, None))?;
     let reserved_last: i64 = clock.try_get(0).map_err(db)?;
@@ -463,26 +526,23 @@ fn pending_keys(events: &[Event]) -> Vec<Key> {
 /// Round trip 2: every change, pipelined, inside the transaction. Returns the rows
 /// written.
 async fn write(
-    txn: &Transaction<'_>,
+    client: &Client,
     statements: &Statements,
-    state: &State,
-    changes: &Changes,
-    loaded: &HashSet<Key>,
-) -> Result<u64, Attempt> {
-    let rows = super::codec::ChangeRows::of(state, changes, loaded)?;
+    rows: &super::codec::ChangeRows,
+) -> Result<u64, tokio_postgres::Error> {
     let results = tokio::join!(
-        rows.insert_accounts(txn, &statements.insert_accounts),
-        rows.update_balances(txn, &statements.update_balances),
-        rows.insert_transfers(txn, &statements.insert_transfers),
-        rows.insert_failures(txn, &statements.insert_failures),
-        rows.insert_statuses(txn, &statements.insert_statuses),
-        rows.insert_expiries(txn, &statements.insert_expiries),
-        rows.delete_expiries(txn, &statements.delete_expiries),
+        rows.insert_accounts(client, &statements.insert_accounts),
+        rows.update_balances(client, &statements.update_balances),
+        rows.insert_transfers(client, &statements.insert_transfers),
+        rows.insert_failures(client, &statements.insert_failures),
+        rows.insert_statuses(client, &statements.insert_statuses),
+        rows.insert_expiries(client, &statements.insert_expiries),
+        rows.delete_expiries(client, &statements.delete_expiries),
     );
     let all = [results.0, results.1, results.2, results.3, results.4, results.5, results.6];
     let mut rows_written = 0;
     for result in all {
-        rows_written += result.map_err(|e| classify(e, None))?;
+        rows_written += result?;
     }
     Ok(rows_written)
 }

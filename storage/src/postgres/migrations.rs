@@ -23,8 +23,14 @@ pub struct Migration {
 }
 
 /// Every migration this binary knows, in order.
-pub const MIGRATIONS: &[Migration] =
-    &[Migration { version: 1, name: "ledger", sql: include_str!("migrations/0001_ledger.sql") }];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, name: "ledger", sql: include_str!("migrations/0001_ledger.sql") },
+    Migration {
+        version: 2,
+        name: "timestamp_sequence",
+        sql: include_str!("migrations/0002_timestamp_sequence.sql"),
+    },
+];
 
 /// The advisory lock key that serialises migrations ("protea" in ASCII).
 const ADVISORY_LOCK_KEY: i64 = 0x7072_6f74_6561;

@@ -91,10 +91,10 @@ SELECT s.tenant_id, s.pending_id, s.status
 FROM pending_statuses s JOIN unnest($1::bigint[], $2::uuid[]) AS k(tenant_id, id)
   ON s.tenant_id = k.tenant_id AND s.pending_id = k.id";
 
-/// Reserves `$2` timestamps after `max(last, $1 - 1)`; returns the new last and the txid.
-pub const RESERVE_TIMESTAMPS: &str = "
-UPDATE ledger_clock SET timestamp_last = greatest(timestamp_last, $1::bigint - 1) + $2::bigint
-WHERE id = 1 RETURNING timestamp_last, txid_current()";
+/// Reserves `$2` timestamps after `max(last, $1 - 1)` (migration 0002: no lock held until
+/// COMMIT); returns the new last and the txid.
+pub const RESERVE_TIMESTAMPS: &str =
+    "SELECT protea_reserve_timestamps($1::bigint, $2::bigint), txid_current()";
 
 /// New accounts.
 pub const INSERT_ACCOUNTS: &str = "

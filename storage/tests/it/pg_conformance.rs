@@ -48,7 +48,7 @@ impl Postgres {
 
 impl Backend for Postgres {
     fn reset(&mut self) {
-        let sql = format!("TRUNCATE {LEDGER_TABLES}; UPDATE ledger_clock SET timestamp_last = 0");
+        let sql = format!("TRUNCATE {LEDGER_TABLES}; SELECT setval('ledger_timestamps', 0, true)");
         self.runtime.block_on(self.admin.batch_execute(&sql)).unwrap();
     }
 
@@ -69,7 +69,7 @@ impl Backend for Postgres {
     fn timestamp_floor(&mut self) -> u64 {
         let row = self
             .runtime
-            .block_on(self.admin.query_one("SELECT timestamp_last FROM ledger_clock", &[]));
+            .block_on(self.admin.query_one("SELECT last_value FROM ledger_timestamps", &[]));
         u64::try_from(row.unwrap().get::<_, i64>(0)).unwrap()
     }
 }
