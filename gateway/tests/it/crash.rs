@@ -636,31 +636,6 @@ fn mismatch(expected: &Expected, got: &Value) -> Option<String> {
     (!same).then(|| format!("acknowledged {}, stored {got}", expected.describe()))
 }
 
-/// GETs every acknowledged transfer, `READERS` at a time.
-async fn get_all(api: &Api, auth: &str, ids: Vec<u128>) -> Vec<(u128, StatusCode, Value)> {
-    let chunk = ids.len().div_ceil(READERS).max(1);
-    let readers: Vec<_> = ids
-        .chunks(chunk)
-        .map(|ids| {
-            let (api, auth, ids) = (api.clone(), auth.to_owned(), ids.to_vec());
-            tokio::spawn(async move {
-                let mut got = Vec::with_capacity(ids.len());
-                for id in ids {
-                    let (status, body) =
-                        api.get_json(&format!("/v1/transfers/{}", uuid(id)), &auth).await;
-                    got.push((id, status, body));
-                }
-                got
-            })
-        })
-        .collect();
-    let mut got = Vec::with_capacity(ids.len());
-    for reader in readers {
-        got.extend(reader.await.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic())));
-    }
-    got
-}
-
 /// What a verification covered.
 struct Verified {
     acknowledged: usize,
@@ -771,7 +746,9 @@ async fn verify(api: &Api, auth: &str, book: &Mutex<Book>, rng: &mut Rng) -> Ver
             panic!("{problem}");
         }
     }
-    for (id, status, body) in get_all(api, auth, acknowledged.keys().copied().collect()).await {
+    for (id, status, body) in
+        support::get_transfers(api, auth, acknowledged.keys().copied().collect(), READERS).await
+    {
         assert_eq!(status, StatusCode::OK, "GET acknowledged transfer {}: {body}", uuid(id));
         assert_eq!(Some(&body), stored.get(&id), "GET and history disagree");
     }

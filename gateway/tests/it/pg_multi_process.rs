@@ -527,21 +527,9 @@ pub async fn create_accounts(api: &Api, auth: &str) {
 /// Creates tenant `name` through the CLI on `url` (plus `extra` storage flags) and
 /// returns its `Authorization` header value.
 pub fn create_tenant(url: &str, name: &str, extra: &[&str]) -> String {
-    let mut args = vec!["tenant", "create", name, "--storage", url];
+    let mut args = vec!["--storage", url];
     args.extend_from_slice(extra);
-    let finished = support::run_gateway(&args);
-    assert!(
-        finished.status.success(),
-        "gateway tenant create {name} exited with {}; stderr:\n{}",
-        finished.status,
-        finished.stderr
-    );
-    let authorization =
-        finished.stdout.lines().find_map(|line| line.strip_prefix("authorization: "));
-    let authorization = authorization
-        .unwrap_or_else(|| panic!("no authorization line in the output:\n{}", finished.stdout));
-    assert!(authorization.starts_with("Bearer "), "{authorization}");
-    authorization.to_owned()
+    support::create_tenant_with(name, &args)
 }
 
 /// Every page of an account's history (`limit` 1000), oldest first, timestamps strictly
@@ -577,31 +565,6 @@ async fn history(api: &Api, auth: &str, account: u128) -> Vec<Value> {
         assert_eq!(body["next_after"].as_str(), Some(last.as_str()), "{path}: next_after");
         after = format!("&after={last}");
     }
-}
-
-/// GETs every transfer in `ids` from `api`, `READERS` at a time.
-async fn get_all(api: &Api, auth: &str, ids: Vec<u128>) -> Vec<(u128, StatusCode, Value)> {
-    let chunk = ids.len().div_ceil(READERS).max(1);
-    let readers: Vec<_> = ids
-        .chunks(chunk)
-        .map(|ids| {
-            let (api, auth, ids) = (api.clone(), auth.to_owned(), ids.to_vec());
-            tokio::spawn(async move {
-                let mut got = Vec::with_capacity(ids.len());
-                for id in ids {
-                    let (status, body) =
-                        api.get_json(&format!("/v1/transfers/{}", uuid(id)), &auth).await;
-                    got.push((id, status, body));
-                }
-                got
-            })
-        })
-        .collect();
-    let mut got = Vec::with_capacity(ids.len());
-    for reader in readers {
-        got.extend(reader.await.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic())));
-    }
-    got
 }
 
 /// What a verification covered.
@@ -716,7 +679,9 @@ pub async fn verify(apis: &[Api], auth: &str, book: &Mutex<Book>, db: &Client) -
 
     // Every acknowledged transfer by GET, from every gateway.
     for (gateway, api) in apis.iter().enumerate() {
-        for (id, status, body) in get_all(api, auth, acknowledged.keys().copied().collect()).await {
+        for (id, status, body) in
+            support::get_transfers(api, auth, acknowledged.keys().copied().collect(), READERS).await
+        {
             assert_eq!(
                 status,
                 StatusCode::OK,

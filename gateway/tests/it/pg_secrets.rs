@@ -14,7 +14,7 @@ use serde_json::json;
 use storage::secrets::{SecretSource, SecretsProvider};
 
 use crate::pg_cluster::{TestDatabase, admin_url, connect};
-use crate::support::{Api, Gateway, data_dir, run_gateway, uuid};
+use crate::support::{Api, Gateway, create_tenant_with, data_dir, run_gateway, uuid};
 
 const DEFAULT_MOTO_URL: &str = "http://127.0.0.1:5055";
 const REGION: &str = "us-east-1";
@@ -126,15 +126,7 @@ fn database_role_rotated_in_secrets_manager_without_a_restart() {
         api.wait_ready().await;
         assert_eq!(roles_connected(&admin, db.name()).await, vec![role_a.clone()]);
 
-        let created =
-            run_gateway(&["tenant", "create", "rotation", "--storage", &db.gateway_url()]);
-        assert!(created.status.success(), "tenant create: {}", created.stderr);
-        let auth = created
-            .stdout
-            .lines()
-            .find_map(|line| line.strip_prefix("authorization: "))
-            .expect("an authorization line")
-            .to_owned();
+        let auth = create_tenant_with("rotation", &["--storage", &db.gateway_url()]);
         let accounts = json!([
             {"id": uuid(1), "ledger": 1, "code": 1},
             {"id": uuid(2), "ledger": 1, "code": 1},

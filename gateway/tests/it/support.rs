@@ -85,7 +85,15 @@ pub fn run_gateway(args: &[&str]) -> Finished {
 /// returns the value of its `Authorization` header.
 pub fn create_tenant(dir: &Path, name: &str) -> String {
     let dir = dir.to_str().expect("a UTF-8 temporary path");
-    let finished = run_gateway(&["tenant", "create", name, "--data-dir", dir]);
+    create_tenant_with(name, &["--data-dir", dir])
+}
+
+/// Creates tenant `name` through the CLI with `storage_args` (for example `--storage URL`)
+/// and returns the value of its `Authorization` header.
+pub fn create_tenant_with(name: &str, storage_args: &[&str]) -> String {
+    let mut args = vec!["tenant", "create", name];
+    args.extend_from_slice(storage_args);
+    let finished = run_gateway(&args);
     assert!(
         finished.status.success(),
         "gateway tenant create {name} exited with {}; stderr:\n{}",
@@ -98,6 +106,37 @@ pub fn create_tenant(dir: &Path, name: &str) -> String {
         .unwrap_or_else(|| panic!("no authorization line in the output:\n{}", finished.stdout));
     assert!(authorization.starts_with("Bearer "), "{authorization}");
     authorization.to_owned()
+}
+
+/// GETs every transfer in `ids` from `api`, `readers` requests at a time; returns each
+/// id with the status and body it got.
+pub async fn get_transfers(
+    api: &Api,
+    auth: &str,
+    ids: Vec<u128>,
+    readers: usize,
+) -> Vec<(u128, StatusCode, Value)> {
+    let chunk = ids.len().div_ceil(readers).max(1);
+    let tasks: Vec<_> = ids
+        .chunks(chunk)
+        .map(|ids| {
+            let (api, auth, ids) = (api.clone(), auth.to_owned(), ids.to_vec());
+            tokio::spawn(async move {
+                let mut got = Vec::with_capacity(ids.len());
+                for id in ids {
+                    let (status, body) =
+                        api.get_json(&format!("/v1/transfers/{}", uuid(id)), &auth).await;
+                    got.push((id, status, body));
+                }
+                got
+            })
+        })
+        .collect();
+    let mut got = Vec::with_capacity(ids.len());
+    for task in tasks {
+        got.extend(task.await.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic())));
+    }
+    got
 }
 
 /// A running gateway process, killed (SIGKILL) when dropped.
