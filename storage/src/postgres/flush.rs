@@ -462,7 +462,7 @@ async fn read_locked(
         client.query(&statements.lock_accounts, &lock_params),
         client.query(&statements.read_transfers, &key_params),
         client.query(&statements.read_failures, &key_params),
-        client.query(&statements.read_statuses, &key_params),
+        read_statuses(client, statements, &pending),
         client.query_one(&statements.reserve_timestamps, &clock_params),
     )
     .map_err(|e| classify(e, None))?;
@@ -479,6 +479,19 @@ async fn read_locked(
     }
     fill(&mut state, &transfers, &failures, &statuses)?;
     Ok(Read { state, loaded, reserved_last, txid })
+}
+
+/// Pending statuses, read only for the pending transfers the events resolve or expire
+/// (the ledger looks statuses up under no other key); no statement when there are none.
+async fn read_statuses(
+    client: &Client,
+    statements: &Statements,
+    pending: &KeyArrays,
+) -> Result<Vec<Row>, tokio_postgres::Error> {
+    if pending.ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    client.query(&statements.read_statuses, &[&pending.tenants, &pending.ids]).await
 }
 
 fn fill(
