@@ -10,8 +10,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use pool::pg::{Connector, Tls};
+use storage::StoreError;
 use storage::postgres::{PgAdmin, PgSettings, PgStore};
 use storage::secrets::{SecretValue, SecretsProvider, database_config};
+use storage::tenants::ApiKeyRecord;
 
 use crate::auth::KeyCache;
 use crate::config::PostgresConfig;
@@ -77,7 +79,7 @@ pub async fn connect_and_migrate(store: &PgStore) -> anyhow::Result<PgAdmin> {
             if !report.applied.is_empty() {
                 tracing::info!(applied = ?report.applied, version = report.version, "schema migrated");
             }
-            Ok::<_, storage::StoreError>(admin)
+            Ok::<_, StoreError>(admin)
         };
         match attempt.await {
             Ok(admin) => return Ok(admin),
@@ -100,17 +102,8 @@ pub async fn refresh_keys_and_readiness(store: Arc<PgStore>, admin: PgAdmin, key
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        if admin.as_ref().is_none_or(PgAdmin::is_closed) {
-            admin = store.admin().await.ok();
-        }
-        let loaded = match &admin {
-            Some(admin) => tokio::time::timeout(KEYS_REFRESH_INTERVAL * 5, admin.api_keys())
-                .await
-                .unwrap_or_else(|_| Err(storage::StoreError::Io("key refresh timed out".into()))),
-            None => Err(storage::StoreError::Io("database unreachable".into())),
-        };
         let was_ready = store.is_ready();
-        match loaded {
+        match load_keys(&store, &mut admin).await {
             Ok(records) => {
                 keys.replace(records);
                 store.set_ready(true);
@@ -120,12 +113,28 @@ pub async fn refresh_keys_and_readiness(store: Arc<PgStore>, admin: PgAdmin, key
             }
             Err(error) => {
                 store.set_ready(false);
+                admin = None;
                 if was_ready {
                     tracing::warn!(%error, "storage unreachable: not ready");
                 }
-                admin = None;
             }
         }
+    }
+}
+
+/// Every API key, through `admin` (made anew when missing or broken), within five
+/// refresh intervals.
+async fn load_keys(
+    store: &PgStore,
+    admin: &mut Option<PgAdmin>,
+) -> Result<Vec<ApiKeyRecord>, StoreError> {
+    if admin.as_ref().is_none_or(PgAdmin::is_closed) {
+        *admin = Some(store.admin().await?);
+    }
+    let admin = admin.as_ref().ok_or(StoreError::Closed)?;
+    match tokio::time::timeout(KEYS_REFRESH_INTERVAL * 5, admin.api_keys()).await {
+        Ok(loaded) => loaded,
+        Err(_) => Err(StoreError::Io("key refresh timed out".into())),
     }
 }
 
