@@ -5,13 +5,16 @@
 //! [`postgres`] is the production one (Aurora). [`Store`] and [`CoreStore`] give the
 //! gateway one face for both. [`tenants`] describes tenants and the digests of their API
 //! keys. [`secrets`] reads credentials from the environment, a file or AWS Secrets
-//! Manager, and re-reads them so that a rotation needs no restart. This crate never sees
+//! Manager, and re-reads them so that a rotation needs no restart. [`ratelimit`] decides
+//! per-tenant rate limits (GCRA), in this process or across processes through Redis,
+//! falling back to local limits when Redis fails. This crate never sees
 //! HTTP types or wire formats, and never holds personal information.
 
 pub mod embedded;
 mod error;
 pub mod ledger;
 pub mod postgres;
+pub mod ratelimit;
 pub mod secrets;
 mod store;
 pub mod tenants;

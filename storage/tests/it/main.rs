@@ -10,4 +10,5 @@ mod ledger_support;
 mod pg_conformance;
 mod pg_support;
 mod postgres_migrations;
+mod ratelimit;
 mod secrets;
