@@ -5,10 +5,12 @@
 //! [`postgres`] is the production one (Aurora). [`Store`] and [`CoreStore`] give the
 //! gateway one face for both. [`tenants`] describes tenants and the digests of their API
 //! keys. [`secrets`] reads credentials from the environment, a file or AWS Secrets
-//! Manager, and re-reads them so that a rotation needs no restart. [`ratelimit`] decides
-//! per-tenant rate limits (GCRA), in this process or across processes through Redis,
-//! falling back to local limits when Redis fails. This crate never sees
-//! HTTP types or wire formats, and never holds personal information.
+//! Manager, and re-reads them so that a rotation needs no restart. [`sessions`] keeps
+//! operator sessions in DynamoDB behind a Redis cache, so that a sign-out or revocation
+//! takes effect at once in every gateway process. [`ratelimit`] decides per-tenant rate
+//! limits (GCRA), in this process or across processes through Redis, falling back to
+//! local limits when Redis fails. This crate never sees HTTP types or wire formats, and
+//! never holds personal information.
 
 pub mod embedded;
 mod error;
@@ -16,6 +18,7 @@ pub mod ledger;
 pub mod postgres;
 pub mod ratelimit;
 pub mod secrets;
+pub mod sessions;
 mod store;
 pub mod tenants;
 

@@ -12,3 +12,4 @@ mod pg_support;
 mod postgres_migrations;
 mod ratelimit;
 mod secrets;
+mod sessions;
