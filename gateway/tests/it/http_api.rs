@@ -650,21 +650,26 @@ async fn bodies_over_body_bytes_max_are_413() {
 
 /// POSTs `body` to `/v1/transfers` over a plain TCP connection with chunked transfer
 /// encoding (so no Content-Length), and returns the response's status line.
+///
+/// The request goes out in one write, and a failed write is not an error: the gateway
+/// answers 413 and closes as soon as the limit is crossed, so the end of the request
+/// may meet a closed socket (EPIPE) while the answer is already on its way.
 async fn raw_status_line(addr: std::net::SocketAddr, auth: &str, body: &[u8]) -> String {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let mut request = format!(
+        "POST /v1/transfers HTTP/1.1\r\nhost: {addr}\r\nauthorization: {auth}\r\n\
+         content-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n"
+    )
+    .into_bytes();
+    for chunk in body.chunks(1024) {
+        request.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        request.extend_from_slice(chunk);
+        request.extend_from_slice(b"\r\n");
+    }
+    request.extend_from_slice(b"0\r\n\r\n");
     let exchange = async {
         let mut stream = tokio::net::TcpStream::connect(addr).await?;
-        let head = format!(
-            "POST /v1/transfers HTTP/1.1\r\nhost: {addr}\r\nauthorization: {auth}\r\n\
-             content-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n"
-        );
-        stream.write_all(head.as_bytes()).await?;
-        for chunk in body.chunks(1024) {
-            stream.write_all(format!("{:x}\r\n", chunk.len()).as_bytes()).await?;
-            stream.write_all(chunk).await?;
-            stream.write_all(b"\r\n").await?;
-        }
-        stream.write_all(b"0\r\n\r\n").await?;
+        let _sent = stream.write_all(&request).await;
         let mut line = String::new();
         BufReader::new(stream).read_line(&mut line).await?;
         std::io::Result::Ok(line)
