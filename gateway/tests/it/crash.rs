@@ -351,17 +351,6 @@ fn moving(
     Sent { body, expected, allowed }
 }
 
-/// The status a single-object create answers with, by result.
-fn status_of(result: &str) -> StatusCode {
-    match result {
-        "ok" => StatusCode::CREATED,
-        "exists" => StatusCode::OK,
-        "exists_with_different_fields" => StatusCode::CONFLICT,
-        r if r.ends_with("_not_found") => StatusCode::NOT_FOUND,
-        _ => StatusCode::UNPROCESSABLE_ENTITY,
-    }
-}
-
 /// One event's answer: its result and, for `id_already_failed`, the first result.
 struct Answer {
     result: String,
@@ -378,7 +367,7 @@ fn answers(request: &Request, status: StatusCode, body: &Value) -> Vec<Answer> {
     };
     if !request.array {
         let answer = answer(body, &request.events[0]);
-        assert_eq!(status, status_of(&answer.result), "status of {body}");
+        assert_eq!(status, support::status_of(&answer.result), "status of {body}");
         return vec![answer];
     }
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -582,40 +571,6 @@ async fn retry_unknown(api: &Api, auth: &str, book: &Mutex<Book>) -> Tally {
     tally
 }
 
-/// Every page of an account's history, oldest first, with the paging fields checked.
-async fn history(api: &Api, auth: &str, account: u128, limit: u64) -> Vec<Value> {
-    let mut transfers: Vec<Value> = Vec::new();
-    let mut after = String::new();
-    loop {
-        let path = format!("/v1/accounts/{}/transfers?limit={limit}{after}", uuid(account));
-        let (status, mut body) = api.get_json(&path, auth).await;
-        assert_eq!(status, StatusCode::OK, "{path}: {body}");
-        let page = body["data"]
-            .as_array_mut()
-            .map(std::mem::take)
-            .unwrap_or_else(|| panic!("{path}: {body}"));
-        assert!(page.len() as u64 <= limit, "{path}");
-        for transfer in &page {
-            let timestamp = transfer["timestamp"].as_u64().expect("timestamp");
-            let previous =
-                transfers.last().map_or(0, |t| t["timestamp"].as_u64().expect("timestamp"));
-            assert!(timestamp > previous, "{path}: history goes oldest first, each once");
-        }
-        transfers.extend(page);
-        if body["has_more"] != true {
-            assert_eq!(
-                (&body["has_more"], &body["next_after"]),
-                (&json!(false), &Value::Null),
-                "{path}"
-            );
-            return transfers;
-        }
-        let last = transfers.last().map(|t| t["timestamp"].to_string()).expect("a full page");
-        assert_eq!(body["next_after"].as_str(), Some(last.as_str()), "{path}: next_after");
-        after = format!("&after={last}");
-    }
-}
-
 /// Differences between what was acknowledged and what the store returned.
 fn mismatch(expected: &Expected, got: &Value) -> Option<String> {
     let pending_id = got.get("pending_id").map_or(0, id_of);
@@ -675,7 +630,7 @@ async fn verify(api: &Api, auth: &str, book: &Mutex<Book>, rng: &mut Rng) -> Ver
     let mut histories = Vec::with_capacity(ACCOUNTS);
     for index in 0..ACCOUNTS {
         let id = account_id(index);
-        let transfers = history(api, auth, id, limit).await;
+        let transfers = support::history(api, auth, id, limit).await;
         for transfer in &transfers {
             let transfer_id = id_of(&transfer["id"]);
             *appearances.entry(transfer_id).or_default() += 1;

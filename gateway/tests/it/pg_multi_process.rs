@@ -267,17 +267,6 @@ impl Generator {
     }
 }
 
-/// The status a single-object create answers with, by result.
-fn status_of(result: &str) -> StatusCode {
-    match result {
-        "ok" => StatusCode::CREATED,
-        "exists" => StatusCode::OK,
-        "exists_with_different_fields" => StatusCode::CONFLICT,
-        r if r.ends_with("_not_found") => StatusCode::NOT_FOUND,
-        _ => StatusCode::UNPROCESSABLE_ENTITY,
-    }
-}
-
 fn succeeded(result: &str) -> bool {
     result == "ok" || result == "exists"
 }
@@ -311,7 +300,7 @@ pub fn book_answer(
     } else {
         assert_eq!(id_of(&body["id"]), request.events[0].id, "{body}");
         let result = body["result"].as_str().unwrap_or_else(|| panic!("no result: {body}"));
-        assert_eq!(status, status_of(result), "status of {body}");
+        assert_eq!(status, support::status_of(result), "status of {body}");
         let original = body.get("original_result").and_then(Value::as_str).map(str::to_owned);
         vec![(result.to_owned(), original)]
     };
@@ -371,7 +360,11 @@ async fn race(apis: &[Api], auth: &str, sent: &Sent, book: &Mutex<Book>) {
         match answer {
             Ok((status, body)) if !status.is_server_error() => {
                 let result = body["result"].as_str().unwrap_or("<none>").to_owned();
-                assert_eq!(status, status_of(&result), "race to gateway {gateway}: {body}");
+                assert_eq!(
+                    status,
+                    support::status_of(&result),
+                    "race to gateway {gateway}: {body}"
+                );
                 results.push(result);
             }
             Ok((status, body)) => {
@@ -532,41 +525,6 @@ pub fn create_tenant(url: &str, name: &str, extra: &[&str]) -> String {
     support::create_tenant_with(name, &args)
 }
 
-/// Every page of an account's history (`limit` 1000), oldest first, timestamps strictly
-/// increasing, with the paging fields checked.
-async fn history(api: &Api, auth: &str, account: u128) -> Vec<Value> {
-    let mut transfers: Vec<Value> = Vec::new();
-    let mut after = String::new();
-    loop {
-        let path = format!("/v1/accounts/{}/transfers?limit=1000{after}", uuid(account));
-        let (status, mut body) = api.get_json(&path, auth).await;
-        assert_eq!(status, StatusCode::OK, "{path}: {body}");
-        let page = body["data"]
-            .as_array_mut()
-            .map(std::mem::take)
-            .unwrap_or_else(|| panic!("{path}: {body}"));
-        assert!(page.len() <= 1000, "{path}");
-        for transfer in &page {
-            let timestamp = transfer["timestamp"].as_u64().expect("timestamp");
-            let previous =
-                transfers.last().map_or(0, |t| t["timestamp"].as_u64().expect("timestamp"));
-            assert!(timestamp > previous, "{path}: history goes oldest first, each once");
-        }
-        transfers.extend(page);
-        if body["has_more"] != true {
-            assert_eq!(
-                (&body["has_more"], &body["next_after"]),
-                (&json!(false), &Value::Null),
-                "{path}"
-            );
-            return transfers;
-        }
-        let last = transfers.last().map(|t| t["timestamp"].to_string()).expect("a full page");
-        assert_eq!(body["next_after"].as_str(), Some(last.as_str()), "{path}: next_after");
-        after = format!("&after={last}");
-    }
-}
-
 /// What a verification covered.
 pub struct Verified {
     /// Acknowledged transfers, each checked by GET on every gateway and in the histories.
@@ -629,7 +587,7 @@ pub async fn verify(apis: &[Api], auth: &str, book: &Mutex<Book>, db: &Client) -
     let mut appearances: HashMap<u128, usize> = HashMap::new();
     for index in 0..HOT {
         let id = hot(index);
-        let transfers = history(&apis[index % apis.len()], auth, id).await;
+        let transfers = support::history(&apis[index % apis.len()], auth, id, 1000).await;
         let mut sums = [0u64; 2];
         for transfer in &transfers {
             let transfer_id = id_of(&transfer["id"]);

@@ -22,7 +22,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use serde_json::Value;
+use serde_json::{Value, json};
 use tempfile::TempDir;
 
 /// The binary under test.
@@ -578,4 +578,49 @@ impl Drop for Spawned {
 /// Whether a JSON log line is the gateway's `listening` line.
 pub fn is_listening_line(line: &str) -> bool {
     listening_addr(line.as_bytes()).is_some()
+}
+
+/// Every page of an account's history, oldest first, with the paging fields checked.
+pub async fn history(api: &Api, auth: &str, account: u128, limit: u64) -> Vec<Value> {
+    let mut transfers: Vec<Value> = Vec::new();
+    let mut after = String::new();
+    loop {
+        let path = format!("/v1/accounts/{}/transfers?limit={limit}{after}", uuid(account));
+        let (status, mut body) = api.get_json(&path, auth).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        let page = body["data"]
+            .as_array_mut()
+            .map(std::mem::take)
+            .unwrap_or_else(|| panic!("{path}: {body}"));
+        assert!(page.len() as u64 <= limit, "{path}");
+        for transfer in &page {
+            let timestamp = transfer["timestamp"].as_u64().expect("timestamp");
+            let previous =
+                transfers.last().map_or(0, |t| t["timestamp"].as_u64().expect("timestamp"));
+            assert!(timestamp > previous, "{path}: history goes oldest first, each once");
+        }
+        transfers.extend(page);
+        if body["has_more"] != true {
+            assert_eq!(
+                (&body["has_more"], &body["next_after"]),
+                (&json!(false), &Value::Null),
+                "{path}"
+            );
+            return transfers;
+        }
+        let last = transfers.last().map(|t| t["timestamp"].to_string()).expect("a full page");
+        assert_eq!(body["next_after"].as_str(), Some(last.as_str()), "{path}: next_after");
+        after = format!("&after={last}");
+    }
+}
+
+/// The status a single-object create answers with, by result.
+pub fn status_of(result: &str) -> StatusCode {
+    match result {
+        "ok" => StatusCode::CREATED,
+        "exists" => StatusCode::OK,
+        "exists_with_different_fields" => StatusCode::CONFLICT,
+        r if r.ends_with("_not_found") => StatusCode::NOT_FOUND,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    }
 }
