@@ -18,7 +18,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 pub use database::database_config;
-pub use provider::{AwsSettings, SecretsProvider};
+pub use provider::{AwsBounds, AwsSettings, SecretsProvider};
 pub use source::SecretSource;
 pub use watch::{WATCH_INTERVAL_MIN, watch};
 

@@ -62,36 +62,63 @@ impl AwsSettings {
     }
 }
 
-/// Builds the Secrets Manager client of a provider for `secret_id`: the standard AWS
-/// environment with `settings` applied, a rustls (ring) HTTPS client, a 10 s bound per
+/// Bounds of every call an AWS client makes.
+#[derive(Clone, Copy, Debug)]
+pub struct AwsBounds {
+    /// Bound on opening a connection.
+    pub connect: Duration,
+    /// Bound on one attempt of a call.
+    pub attempt: Duration,
+    /// Bound on one call, retries included.
+    pub operation: Duration,
+    /// Most attempts of one call (the SDK's standard retry mode).
+    pub attempts_max: u32,
+}
+
+impl AwsSettings {
+    /// The SDK configuration every Protea AWS client is built from: the standard AWS
+    /// environment with these overrides applied, a rustls (ring) HTTPS client and
+    /// `bounds`. `None` when no region is configured.
+    pub async fn sdk_config(&self, bounds: AwsBounds) -> Option<aws_config::SdkConfig> {
+        let http_client = aws_smithy_http_client::Builder::new()
+            .tls_provider(Provider::Rustls(CryptoMode::Ring))
+            .build_https();
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(bounds.connect)
+            .operation_attempt_timeout(bounds.attempt)
+            .operation_timeout(bounds.operation)
+            .build();
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(http_client)
+            .timeout_config(timeouts)
+            .retry_config(RetryConfig::standard().with_max_attempts(bounds.attempts_max));
+        if let Some(url) = &self.endpoint_url {
+            loader = loader.endpoint_url(url.clone());
+        }
+        if let Some(region) = &self.region {
+            loader = loader.region(Region::new(region.clone()));
+        }
+        if let Some(credentials) = &self.credentials {
+            loader = loader.credentials_provider(credentials.clone());
+        }
+        let config = loader.load().await;
+        config.region().is_some().then_some(config)
+    }
+}
+
+/// Builds the Secrets Manager client of a provider for `secret_id`: a 10 s bound per
 /// call, at most 3 attempts.
 async fn build_client(settings: &AwsSettings, secret_id: &str) -> Result<Client, SecretError> {
-    let http_client = aws_smithy_http_client::Builder::new()
-        .tls_provider(Provider::Rustls(CryptoMode::Ring))
-        .build_https();
-    let timeouts = TimeoutConfig::builder()
-        .connect_timeout(AWS_CONNECT_TIMEOUT)
-        .operation_attempt_timeout(AWS_ATTEMPT_TIMEOUT)
-        .operation_timeout(AWS_OPERATION_TIMEOUT)
-        .build();
-    let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .http_client(http_client)
-        .timeout_config(timeouts)
-        .retry_config(RetryConfig::standard().with_max_attempts(AWS_ATTEMPTS_MAX));
-    if let Some(url) = &settings.endpoint_url {
-        loader = loader.endpoint_url(url.clone());
+    let bounds = AwsBounds {
+        connect: AWS_CONNECT_TIMEOUT,
+        attempt: AWS_ATTEMPT_TIMEOUT,
+        operation: AWS_OPERATION_TIMEOUT,
+        attempts_max: AWS_ATTEMPTS_MAX,
+    };
+    match settings.sdk_config(bounds).await {
+        Some(config) => Ok(Client::new(&config)),
+        None => Err(SecretError::AwsRegionMissing { secret_id: secret_id.to_owned() }),
     }
-    if let Some(region) = &settings.region {
-        loader = loader.region(Region::new(region.clone()));
-    }
-    if let Some(credentials) = &settings.credentials {
-        loader = loader.credentials_provider(credentials.clone());
-    }
-    let config = loader.load().await;
-    if config.region().is_none() {
-        return Err(SecretError::AwsRegionMissing { secret_id: secret_id.to_owned() });
-    }
-    Ok(Client::new(&config))
 }
 
 /// Reads one secret source. Cheap to clone (the AWS client is shared).

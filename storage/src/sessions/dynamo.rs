@@ -22,22 +22,17 @@ use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
-use aws_config::BehaviorVersion;
-use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::config::Region;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
     KeyType, Projection, ProjectionType, ReturnValue, ScalarAttributeType, TableStatus,
     TimeToLiveSpecification, TimeToLiveStatus,
 };
-use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
 
 use super::cache::{Cached, SessionCache};
 use super::{IDLE_TIMEOUT_S, Session, SessionError, Status, TOUCH_INTERVAL_S, check_id, check_new};
-use crate::secrets::AwsSettings;
+use crate::secrets::{AwsBounds, AwsSettings};
 
 /// Most attempts of one DynamoDB call (the SDK's standard retry mode).
 const ATTEMPTS_MAX: u32 = 3;
@@ -98,31 +93,15 @@ impl DynamoSessions {
     /// the background: an unreachable Redis is not an error, the store then reads DynamoDB).
     /// Nothing is called yet; fails when no region is configured or the Redis URL is bad.
     pub async fn connect(config: DynamoSessionsConfig) -> Result<Self, SessionError> {
-        let http_client = aws_smithy_http_client::Builder::new()
-            .tls_provider(Provider::Rustls(CryptoMode::Ring))
-            .build_https();
-        let timeouts = TimeoutConfig::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .operation_attempt_timeout(ATTEMPT_TIMEOUT)
-            .operation_timeout(OPERATION_TIMEOUT)
-            .build();
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .http_client(http_client)
-            .timeout_config(timeouts)
-            .retry_config(RetryConfig::standard().with_max_attempts(ATTEMPTS_MAX));
-        if let Some(url) = &config.aws.endpoint_url {
-            loader = loader.endpoint_url(url.clone());
-        }
-        if let Some(region) = &config.aws.region {
-            loader = loader.region(Region::new(region.clone()));
-        }
-        if let Some(credentials) = &config.aws.credentials {
-            loader = loader.credentials_provider(credentials.clone());
-        }
-        let sdk_config = loader.load().await;
-        if sdk_config.region().is_none() {
+        let bounds = AwsBounds {
+            connect: CONNECT_TIMEOUT,
+            attempt: ATTEMPT_TIMEOUT,
+            operation: OPERATION_TIMEOUT,
+            attempts_max: ATTEMPTS_MAX,
+        };
+        let Some(sdk_config) = config.aws.sdk_config(bounds).await else {
             return Err(SessionError::AwsRegionMissing { table: config.table });
-        }
+        };
         let cache = match config.redis_url.as_deref() {
             Some(url) => Some(SessionCache::connect(url).await?),
             None => None,
