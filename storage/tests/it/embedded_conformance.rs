@@ -11,8 +11,9 @@ use storage::tenants::NewTenant;
 use tempfile::TempDir;
 use tokio::runtime::Runtime;
 
-use crate::ledger_scenarios::{Backend, TABLES, check_with};
+use crate::ledger_scenarios::TABLES;
 use crate::ledger_support::{OTHER_TENANT, TENANT};
+use crate::scenario_harness::{Backend, check_with};
 
 /// The scenario's clock, read by the writer of the store under test (only this test
 /// opens a store with it).

@@ -11,9 +11,8 @@ use storage::ledger::{
     Record, ResultCode, State, TenantId, Transfer, TransferFlags, apply,
 };
 
-use crate::ledger_properties::{
-    Applied, Checked, chains, culprit, expired, is_post, resolves, succeeded,
-};
+use crate::ledger_history::expired;
+use crate::ledger_properties::{Applied, Checked, chains, culprit, is_post, resolves, succeeded};
 
 /// A plain re-statement of the ledger's rules: it applies what the ledger accepted,
 /// recomputing amounts and balances itself, checks that each accepted event was legal and

@@ -18,27 +18,28 @@ use storage::ledger::{
 };
 
 use crate::ledger_support::{Acct, OTHER_TENANT, SECOND, TENANT, Tx, balances, expire};
+use crate::scenario_harness::{Backend, check_with};
 
 /// One table row: setup, the batch under test, what each event answers, what the
 /// accounts hold afterwards.
 pub(crate) struct Scenario {
     pub(crate) name: &'static str,
-    setup: &'static [Batch],
+    pub(crate) setup: &'static [Batch],
     pub(crate) batch: Batch,
     /// One entry per event of `batch`.
-    expect: &'static [&'static str],
-    accounts: &'static [Expect],
+    pub(crate) expect: &'static [&'static str],
+    pub(crate) accounts: &'static [Expect],
 }
 
 /// Events applied together at one time.
 #[derive(Clone, Copy)]
 pub(crate) struct Batch {
     pub(crate) now: u64,
-    events: &'static [Event],
+    pub(crate) events: &'static [Event],
 }
 
 /// What an account looks like after the batch.
-enum Expect {
+pub(crate) enum Expect {
     /// `[debits_pending, debits_posted, credits_pending, credits_posted]`.
     Balances(Key, [u64; 4]),
     /// The account does not exist.
@@ -875,19 +876,6 @@ pub(crate) const TABLES: &[&[Scenario]] = &[
     TENANTS_AND_CLOSED,
 ];
 
-/// Something that applies batches: the pure ledger here, a durable store elsewhere
-/// (`pg_conformance.rs`), so every scenario runs against every backend.
-pub(crate) trait Backend {
-    /// Starts from an empty ledger.
-    fn reset(&mut self);
-    /// Applies one batch at `now`.
-    fn apply(&mut self, events: &[Event], now: u64) -> Vec<Outcome>;
-    /// The account `key`, if it exists.
-    fn account(&mut self, key: Key) -> Option<Account>;
-    /// No record created from now on has a timestamp at or below this.
-    fn timestamp_floor(&mut self) -> u64;
-}
-
 /// The ledger state machine alone.
 #[derive(Default)]
 struct Pure(State);
@@ -913,76 +901,6 @@ impl Backend for Pure {
 /// Runs `scenario` on the pure ledger; returns its batch's outcomes, or what did not match.
 fn check(scenario: &Scenario) -> Result<Vec<Outcome>, String> {
     check_with(&mut Pure::default(), scenario)
-}
-
-/// Runs `scenario` on `backend` from an empty ledger.
-pub(crate) fn check_with(
-    backend: &mut impl Backend,
-    scenario: &Scenario,
-) -> Result<Vec<Outcome>, String> {
-    backend.reset();
-    for (index, setup) in scenario.setup.iter().enumerate() {
-        let outcomes = backend.apply(setup.events, setup.now);
-        if let Some(bad) = outcomes.iter().find(|o| !o.code.is_success()) {
-            return Err(format!("setup batch {index} answered {}", describe(bad)));
-        }
-    }
-    let timestamp_before = backend.timestamp_floor();
-    let outcomes = backend.apply(scenario.batch.events, scenario.batch.now);
-    let mut problems = Vec::new();
-    let actual: Vec<String> = outcomes.iter().map(describe).collect();
-    if actual != scenario.expect {
-        problems.push(format!("codes: expected {:?}\n        got {actual:?}", scenario.expect));
-    }
-    problems.extend(scenario.accounts.iter().filter_map(|expect| check_account(backend, expect)));
-    problems.extend(check_timestamps(scenario.batch, &outcomes, timestamp_before));
-    if problems.is_empty() { Ok(outcomes) } else { Err(problems.join("\n  ")) }
-}
-
-/// `code`, or `id_already_failed(first_code)`.
-fn describe(outcome: &Outcome) -> String {
-    match outcome.failed_with {
-        Some(first) => format!("{}({})", outcome.code.as_str(), first.as_str()),
-        None => outcome.code.as_str().to_owned(),
-    }
-}
-
-fn check_account(backend: &mut impl Backend, expect: &Expect) -> Option<String> {
-    match expect {
-        Expect::Balances(key, expected) => match backend.account(*key) {
-            Some(account) if balances(&account) == *expected => None,
-            Some(account) => Some(format!(
-                "account {key:?}: expected {expected:?}, got {:?}",
-                balances(&account)
-            )),
-            None => Some(format!("account {key:?}: missing")),
-        },
-        Expect::Missing(key) => {
-            backend.account(*key).map(|_| format!("account {key:?}: should not exist"))
-        }
-    }
-}
-
-/// The records `batch` created have strictly increasing timestamps, all after
-/// `timestamp_before` and none before `batch.now`.
-fn check_timestamps(batch: Batch, outcomes: &[Outcome], timestamp_before: u64) -> Vec<String> {
-    let created = batch.events.iter().zip(outcomes).filter_map(|(event, outcome)| {
-        let creates = !matches!(event, Event::ExpirePending(_));
-        (creates && outcome.code == ResultCode::Ok).then_some(outcome.record).flatten()
-    });
-    let mut last = timestamp_before;
-    let mut problems = Vec::new();
-    for record in created {
-        let timestamp = match record {
-            Record::Account(account) => account.timestamp,
-            Record::Transfer(transfer) => transfer.timestamp,
-        };
-        if timestamp <= last || timestamp < batch.now {
-            problems.push(format!("timestamp {timestamp} after {last} at now {}", batch.now));
-        }
-        last = timestamp;
-    }
-    problems
 }
 
 fn check_table(table: &[Scenario]) {

@@ -3,6 +3,7 @@
 
 mod embedded_conformance;
 mod embedded_store;
+mod ledger_history;
 mod ledger_model;
 mod ledger_properties;
 mod ledger_scenarios;
@@ -11,5 +12,6 @@ mod pg_conformance;
 mod pg_support;
 mod postgres_migrations;
 mod ratelimit;
+mod scenario_harness;
 mod secrets;
 mod sessions;

@@ -14,9 +14,10 @@ use storage::postgres::migrations::migrate;
 use tokio::runtime::Runtime;
 use tokio_postgres::Client;
 
-use crate::ledger_scenarios::{Backend, TABLES, check_with};
+use crate::ledger_scenarios::TABLES;
 use crate::ledger_support::{OTHER_TENANT, SECOND, TENANT, Tx};
 use crate::pg_support::{TestDatabase, connect};
+use crate::scenario_harness::{Backend, check_with};
 
 const LEDGER_TABLES: &str =
     "accounts, transfers, transfer_failures, pending_statuses, pending_expiries";
