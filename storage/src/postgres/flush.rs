@@ -8,6 +8,7 @@
 //! Never answers before COMMIT, never writes outside the transaction, and never decides
 //! a ledger rule itself: the rules are `ledger::apply`'s.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -309,8 +310,13 @@ impl Connection {
             }
             None => Vec::new(),
         };
-        let mut all: Vec<Event> = expired.iter().map(|key| Event::ExpirePending(*key)).collect();
-        all.extend_from_slice(events);
+        // The clients' events, after the expiries claimed (copied only when there are any).
+        let all: Cow<'_, [Event]> = if expired.is_empty() {
+            Cow::Borrowed(events)
+        } else {
+            let expiries = expired.iter().map(|key| Event::ExpirePending(*key));
+            Cow::Owned(expiries.chain(events.iter().copied()).collect())
+        };
         let read = read_locked(client, statements, &all, now, claim_max.is_none()).await?;
         let mut state = read.state;
         let (mut outcomes, changes) = ledger::apply(&mut state, &all, now_ns);
