@@ -3,22 +3,26 @@
 //! A tenant signs each request with its secret and sends the result in one header:
 //!
 //! ```text
-//! Authorization: Protea-HMAC-SHA256 KeyId=pk_0123456789abcdef, Timestamp=1700000000, Signature=<64 lower-case hex digits>
+//! Authorization: Protea-HMAC-SHA256 KeyId=pk_0123456789abcdef, Timestamp=1700000000, Nonce=<16-64 characters>, Signature=<64 lower-case hex digits>
 //! ```
 //!
-//! The scheme name is exact and followed by one space; the three fields are separated by
+//! The scheme name is exact and followed by one space; the four fields are separated by
 //! commas (spaces around them are ignored), each appears exactly once, in any order, and
 //! nothing else may appear. `KeyId` is 1-64 characters of `[A-Za-z0-9_-]`; `Timestamp` is
-//! unix seconds in decimal, at most 12 digits, without sign or leading zeros; `Signature`
-//! is the HMAC-SHA256 tag in lower-case hex. The whole value is at most 256 bytes.
+//! unix seconds in decimal, at most 12 digits, without sign or leading zeros; `Nonce` is
+//! 16-64 characters of `[A-Za-z0-9_-]`, fresh for every request (the server refuses a
+//! nonce it has seen within the replay window, so two identical requests in the same
+//! second stay distinct and a captured request cannot be sent again); `Signature` is the
+//! HMAC-SHA256 tag in lower-case hex. The whole value is at most 320 bytes.
 //!
-//! The tag is computed over the *canonical request*: seven lines joined by `\n`, with no
+//! The tag is computed over the *canonical request*: eight lines joined by `\n`, with no
 //! trailing newline:
 //!
 //! ```text
 //! PROTEA-HMAC-SHA256
 //! <timestamp: unix seconds, decimal, as in the header>
 //! <key id, as in the header>
+//! <nonce, as in the header>
 //! <method: upper case, e.g. POST>
 //! <path: as sent, percent-encoding preserved, e.g. /v1/transfers>
 //! <canonical query: parameters sorted by name, then whole parameter, joined by &; or empty>
@@ -36,8 +40,8 @@
 //!
 //! Verification checks the tag in constant time against each active secret of the key
 //! (two during a rotation) and then the timestamp against a replay window around the
-//! server's clock (default five minutes either way). Within the window a captured request
-//! can be replayed; the ledger's transfer ids make that harmless for writes.
+//! server's clock (default five minutes either way). Refusing a nonce seen before within
+//! the window is the caller's job (it needs memory; this module has none).
 //!
 //! This module does no I/O, never logs, and never formats a secret: [`SigningKey`]'s
 //! `Debug` shows nothing of it. Every [`SignatureError`] is for logs and metrics only; a
@@ -53,9 +57,13 @@ pub const ALGORITHM_LINE: &str = "PROTEA-HMAC-SHA256";
 /// The default replay window: a timestamp may be this far from the server's clock.
 pub const DEFAULT_WINDOW_SECONDS: u64 = 300;
 /// The longest accepted `Authorization` value, in bytes.
-pub const AUTHORIZATION_LEN_MAX: usize = 256;
+pub const AUTHORIZATION_LEN_MAX: usize = 320;
 /// The longest key id, in bytes.
 pub const KEY_ID_LEN_MAX: usize = 64;
+/// The shortest nonce, in bytes.
+pub const NONCE_LEN_MIN: usize = 16;
+/// The longest nonce, in bytes.
+pub const NONCE_LEN_MAX: usize = 64;
 /// The longest method, in bytes.
 pub const METHOD_LEN_MAX: usize = 16;
 /// The longest path, in bytes.
@@ -124,6 +132,17 @@ pub struct RequestParts<'a> {
     pub body_sha256: &'a Digest32,
 }
 
+/// Who signed and when: the signed fields of the header besides the tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scope<'a> {
+    /// The key the request is signed with.
+    pub key_id: &'a str,
+    /// When the client signed, in unix seconds.
+    pub timestamp: u64,
+    /// The request's unique nonce ([`random_nonce`]).
+    pub nonce: &'a str,
+}
+
 /// The `Authorization` header of a signed request, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignedHeader {
@@ -131,6 +150,8 @@ pub struct SignedHeader {
     pub key_id: String,
     /// When the client signed, in unix seconds.
     pub timestamp: u64,
+    /// The request's unique nonce.
+    pub nonce: String,
     /// The HMAC-SHA256 tag.
     pub signature: Digest32,
 }
@@ -140,10 +161,23 @@ impl SignedHeader {
     pub fn header_value(&self) -> String {
         let signature = HEXLOWER.encode(&self.signature);
         format!(
-            "{SCHEME} KeyId={}, Timestamp={}, Signature={signature}",
-            self.key_id, self.timestamp
+            "{SCHEME} KeyId={}, Timestamp={}, Nonce={}, Signature={signature}",
+            self.key_id, self.timestamp, self.nonce
         )
     }
+
+    /// The signed fields besides the tag.
+    pub fn scope(&self) -> Scope<'_> {
+        Scope { key_id: &self.key_id, timestamp: self.timestamp, nonce: &self.nonce }
+    }
+}
+
+/// A fresh nonce: 16 bytes from the OS generator as 32 lower-case hex digits.
+pub fn random_nonce() -> Result<String, crate::api_key::RandomError> {
+    let mut bytes = [0u8; 16];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+        .map_err(|_| crate::api_key::RandomError)?;
+    Ok(HEXLOWER.encode(&bytes))
 }
 
 /// An HMAC-SHA256 key made once from a raw secret, to be cached and reused.
@@ -224,20 +258,29 @@ fn to_digest32(bytes: &[u8]) -> Digest32 {
     out
 }
 
-/// The canonical request (see the module doc) for a request signed at `timestamp` with
-/// `key_id`, or `Malformed` if a part breaks the rules.
+/// The canonical request (see the module doc) for a request signed in `scope`, or
+/// `Malformed` if a part breaks the rules.
 pub fn canonical_request(
-    timestamp: u64,
-    key_id: &str,
+    scope: &Scope<'_>,
     request: &RequestParts<'_>,
 ) -> Result<String, SignatureError> {
-    check_key_id(key_id)?;
+    check_key_id(scope.key_id)?;
+    check_nonce(scope.nonce)?;
     check_method(request.method)?;
     check_path(request.path)?;
     let query = canonical_query(request.query)?;
-    let timestamp = timestamp.to_string();
+    let timestamp = scope.timestamp.to_string();
     let body = HEXLOWER.encode(request.body_sha256);
-    let lines = [ALGORITHM_LINE, &timestamp, key_id, request.method, request.path, &query, &body];
+    let lines = [
+        ALGORITHM_LINE,
+        &timestamp,
+        scope.key_id,
+        scope.nonce,
+        request.method,
+        request.path,
+        &query,
+        &body,
+    ];
     Ok(lines.join("\n"))
 }
 
@@ -271,6 +314,12 @@ fn check_key_id(key_id: &str) -> Result<(), SignatureError> {
     ok.then_some(()).ok_or(malformed("key_id"))
 }
 
+fn check_nonce(nonce: &str) -> Result<(), SignatureError> {
+    let ok = (NONCE_LEN_MIN..=NONCE_LEN_MAX).contains(&nonce.len())
+        && nonce.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    ok.then_some(()).ok_or(malformed("nonce"))
+}
+
 fn check_method(method: &str) -> Result<(), SignatureError> {
     let ok = (1..=METHOD_LEN_MAX).contains(&method.len())
         && method.bytes().all(|b| b.is_ascii_uppercase());
@@ -284,16 +333,20 @@ fn check_path(path: &str) -> Result<(), SignatureError> {
     ok.then_some(()).ok_or(malformed("path"))
 }
 
-/// Signs a request: what a client does. The header carries `key_id` and `timestamp`.
+/// Signs a request: what a client does. The header carries the scope's fields.
 pub fn sign_request(
     key: &SigningKey,
-    key_id: &str,
-    timestamp: u64,
+    scope: &Scope<'_>,
     request: &RequestParts<'_>,
 ) -> Result<SignedHeader, SignatureError> {
-    let canonical = canonical_request(timestamp, key_id, request)?;
+    let canonical = canonical_request(scope, request)?;
     let signature = key.sign(canonical.as_bytes());
-    Ok(SignedHeader { key_id: key_id.to_owned(), timestamp, signature })
+    Ok(SignedHeader {
+        key_id: scope.key_id.to_owned(),
+        timestamp: scope.timestamp,
+        nonce: scope.nonce.to_owned(),
+        signature,
+    })
 }
 
 /// Verifies a signed request: the tag against every key in `keys` (in constant time),
@@ -307,7 +360,7 @@ pub fn verify(
     now_unix: u64,
     window_seconds: u64,
 ) -> Result<(), SignatureError> {
-    let canonical = canonical_request(header.timestamp, &header.key_id, request)?;
+    let canonical = canonical_request(&header.scope(), request)?;
     if !keys.verify(canonical.as_bytes(), &header.signature) {
         return Err(SignatureError::BadSignature);
     }
@@ -345,6 +398,7 @@ pub fn parse_authorization(value: &str) -> Result<SignedHeader, SignatureError> 
 struct HeaderFields<'a> {
     key_id: Option<&'a str>,
     timestamp: Option<&'a str>,
+    nonce: Option<&'a str>,
     signature: Option<&'a str>,
 }
 
@@ -353,6 +407,7 @@ impl<'a> HeaderFields<'a> {
         let slot = match name {
             "KeyId" => &mut self.key_id,
             "Timestamp" => &mut self.timestamp,
+            "Nonce" => &mut self.nonce,
             "Signature" => &mut self.signature,
             _ => return Err(malformed("header")),
         };
@@ -366,8 +421,15 @@ impl<'a> HeaderFields<'a> {
         let key_id = self.key_id.ok_or(malformed("key_id"))?;
         check_key_id(key_id)?;
         let timestamp = parse_timestamp(self.timestamp.ok_or(malformed("timestamp"))?)?;
+        let nonce = self.nonce.ok_or(malformed("nonce"))?;
+        check_nonce(nonce)?;
         let signature = parse_signature(self.signature.ok_or(malformed("signature"))?)?;
-        Ok(SignedHeader { key_id: key_id.to_owned(), timestamp, signature })
+        Ok(SignedHeader {
+            key_id: key_id.to_owned(),
+            timestamp,
+            nonce: nonce.to_owned(),
+            signature,
+        })
     }
 }
 

@@ -1,13 +1,18 @@
 use crypto::signature::{
-    ActiveKeys, DEFAULT_WINDOW_SECONDS, RequestParts, SecretTooShort, SignatureError, SignedHeader,
-    SigningKey, body_digest, canonical_query, canonical_request, parse_authorization, sign,
-    sign_request, verify,
+    ActiveKeys, DEFAULT_WINDOW_SECONDS, RequestParts, Scope, SecretTooShort, SignatureError,
+    SignedHeader, SigningKey, body_digest, canonical_query, canonical_request, parse_authorization,
+    random_nonce, sign, sign_request, verify,
 };
 use data_encoding::HEXLOWER;
 use proptest::prelude::*;
 
 const NOW: u64 = 1_700_000_000;
 const KEY_ID: &str = "pk_0123456789abcdef";
+const NONCE: &str = "n0nce-0123456789abcdef";
+
+fn scope(key_id: &str, timestamp: u64) -> Scope<'_> {
+    Scope { key_id, timestamp, nonce: NONCE }
+}
 
 fn hex(bytes: &[u8]) -> String {
     HEXLOWER.encode(bytes)
@@ -89,17 +94,19 @@ fn canonical_request_known_answer() {
         query: "limit=10&after=abc&a=2&a-b=3&a=1&a&b%20c=d",
         body_sha256: &digest,
     };
-    let canonical = canonical_request(NOW, KEY_ID, &request).unwrap();
-    let expected = "PROTEA-HMAC-SHA256\n1700000000\npk_0123456789abcdef\nPOST\n\
+    let canonical = canonical_request(&scope(KEY_ID, NOW), &request).unwrap();
+    let expected = "PROTEA-HMAC-SHA256\n1700000000\npk_0123456789abcdef\nn0nce-0123456789abcdef\nPOST\n\
 /v1/transfers/%7Bid%7D\na&a=1&a=2&a-b=3&after=abc&b%20c=d&limit=10\n\
 6578c692c1cd2b9aa9a6b929900220baabb34f64c0dabee2d35e8ef59def285d";
     assert_eq!(canonical, expected);
     let secret = "4f1c".repeat(16);
-    let header =
-        sign_request(&SigningKey::new(secret.as_bytes()).unwrap(), KEY_ID, NOW, &request).unwrap();
-    let tag = "e07892c6df3eb4e71c937673256823767300cc4c4106a9def0a71c5808abf188";
+    let key = SigningKey::new(secret.as_bytes()).unwrap();
+    let header = sign_request(&key, &scope(KEY_ID, NOW), &request).unwrap();
+    let tag = "6a5b107e571591ff136e3e938cea78064e9b30c40e17c6001a9a1ad35c3f60cc";
     assert_eq!(hex(&header.signature), tag);
-    let value = format!("Protea-HMAC-SHA256 KeyId={KEY_ID}, Timestamp=1700000000, Signature={tag}");
+    let value = format!(
+        "Protea-HMAC-SHA256 KeyId={KEY_ID}, Timestamp=1700000000, Nonce={NONCE}, Signature={tag}"
+    );
     assert_eq!(header.header_value(), value);
     assert_eq!(parse_authorization(&value), Ok(header));
 }
@@ -110,21 +117,26 @@ fn empty_body_and_query() {
     assert_eq!(hex(&digest), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
     let request =
         RequestParts { method: "GET", path: "/v1/accounts", query: "", body_sha256: &digest };
-    let canonical = canonical_request(0, "k", &request).unwrap();
+    let canonical = canonical_request(&scope("k", 0), &request).unwrap();
     assert_eq!(
         canonical,
-        format!("PROTEA-HMAC-SHA256\n0\nk\nGET\n/v1/accounts\n\n{}", hex(&digest))
+        format!("PROTEA-HMAC-SHA256\n0\nk\n{NONCE}\nGET\n/v1/accounts\n\n{}", hex(&digest))
     );
 }
 
 #[test]
 fn authorization_accepts_any_field_order_and_spacing() {
     let sig = "ab".repeat(32);
-    let expected = SignedHeader { key_id: "pk_x".into(), timestamp: 42, signature: [0xab; 32] };
+    let expected = SignedHeader {
+        key_id: "pk_x".into(),
+        timestamp: 42,
+        nonce: NONCE.into(),
+        signature: [0xab; 32],
+    };
     for value in [
-        format!("Protea-HMAC-SHA256 KeyId=pk_x, Timestamp=42, Signature={sig}"),
-        format!("Protea-HMAC-SHA256 Signature={sig},Timestamp=42,KeyId=pk_x"),
-        format!("Protea-HMAC-SHA256  Timestamp=42 ,  KeyId=pk_x, Signature={sig}"),
+        format!("Protea-HMAC-SHA256 KeyId=pk_x, Timestamp=42, Nonce={NONCE}, Signature={sig}"),
+        format!("Protea-HMAC-SHA256 Signature={sig},Nonce={NONCE},Timestamp=42,KeyId=pk_x"),
+        format!("Protea-HMAC-SHA256  Timestamp=42 ,  KeyId=pk_x, Nonce={NONCE} , Signature={sig}"),
     ] {
         assert_eq!(parse_authorization(&value), Ok(expected.clone()), "{value}");
     }
@@ -133,40 +145,81 @@ fn authorization_accepts_any_field_order_and_spacing() {
 #[test]
 fn authorization_is_strict() {
     let sig = "ab".repeat(32);
+    let n = format!("Nonce={NONCE}");
     let cases = [
         (String::new(), "scheme"),
-        (format!("protea-hmac-sha256 KeyId=k, Timestamp=1, Signature={sig}"), "scheme"),
-        (format!("Bearer KeyId=k, Timestamp=1, Signature={sig}"), "scheme"),
-        (format!("Protea-HMAC-SHA256KeyId=k, Timestamp=1, Signature={sig}"), "scheme"),
-        (format!("Protea-HMAC-SHA256 KeyId=k, KeyId=k, Timestamp=1, Signature={sig}"), "header"),
-        (format!("Protea-HMAC-SHA256 KeyId=k, Timestamp=1, Signature={sig}, Nonce=1"), "header"),
-        (format!("Protea-HMAC-SHA256 KeyId=k, Timestamp=1, Signature={sig},"), "header"),
-        (format!("Protea-HMAC-SHA256 keyid=k, Timestamp=1, Signature={sig}"), "header"),
-        (format!("Protea-HMAC-SHA256 KeyId=k; Timestamp=1, Signature={sig}"), "key_id"),
-        (format!("Protea-HMAC-SHA256 Timestamp=1, Signature={sig}"), "key_id"),
-        ("Protea-HMAC-SHA256 KeyId=k, Timestamp=1".to_owned(), "signature"),
-        (format!("Protea-HMAC-SHA256 KeyId=k, Signature={sig}"), "timestamp"),
-        (format!("Protea-HMAC-SHA256 KeyId=k/1, Timestamp=1, Signature={sig}"), "key_id"),
+        (format!("protea-hmac-sha256 KeyId=k, Timestamp=1, {n}, Signature={sig}"), "scheme"),
+        (format!("Bearer KeyId=k, Timestamp=1, {n}, Signature={sig}"), "scheme"),
+        (format!("Protea-HMAC-SHA256KeyId=k, Timestamp=1, {n}, Signature={sig}"), "scheme"),
         (
-            format!("Protea-HMAC-SHA256 KeyId={}, Timestamp=1, Signature={sig}", "k".repeat(65)),
+            format!("Protea-HMAC-SHA256 KeyId=k, KeyId=k, Timestamp=1, {n}, Signature={sig}"),
+            "header",
+        ),
+        (format!("Protea-HMAC-SHA256 KeyId=k, Timestamp=1, {n}, {n}, Signature={sig}"), "header"),
+        (
+            format!("Protea-HMAC-SHA256 KeyId=k, Timestamp=1, {n}, Signature={sig}, Extra=1"),
+            "header",
+        ),
+        (format!("Protea-HMAC-SHA256 KeyId=k, Timestamp=1, {n}, Signature={sig},"), "header"),
+        (format!("Protea-HMAC-SHA256 keyid=k, Timestamp=1, {n}, Signature={sig}"), "header"),
+        (format!("Protea-HMAC-SHA256 KeyId=k; Timestamp=1, {n}, Signature={sig}"), "key_id"),
+        (format!("Protea-HMAC-SHA256 Timestamp=1, {n}, Signature={sig}"), "key_id"),
+        (format!("Protea-HMAC-SHA256 KeyId=k, Timestamp=1, {n}"), "signature"),
+        (format!("Protea-HMAC-SHA256 KeyId=k, {n}, Signature={sig}"), "timestamp"),
+        (format!("Protea-HMAC-SHA256 KeyId=k, Timestamp=1, Signature={sig}"), "nonce"),
+        (format!("Protea-HMAC-SHA256 KeyId=k, Timestamp=1, Nonce=short, Signature={sig}"), "nonce"),
+        (
+            format!(
+                "Protea-HMAC-SHA256 KeyId=k, Timestamp=1, Nonce={}, Signature={sig}",
+                "n".repeat(65)
+            ),
+            "nonce",
+        ),
+        (
+            format!(
+                "Protea-HMAC-SHA256 KeyId=k, Timestamp=1, Nonce=0123456789abcdef/, Signature={sig}"
+            ),
+            "nonce",
+        ),
+        (format!("Protea-HMAC-SHA256 KeyId=k/1, Timestamp=1, {n}, Signature={sig}"), "key_id"),
+        (
+            format!(
+                "Protea-HMAC-SHA256 KeyId={}, Timestamp=1, {n}, Signature={sig}",
+                "k".repeat(65)
+            ),
             "key_id",
         ),
-        (format!("Protea-HMAC-SHA256 KeyId=k, Timestamp=01, Signature={sig}"), "timestamp"),
-        (format!("Protea-HMAC-SHA256 KeyId=k, Timestamp=-1, Signature={sig}"), "timestamp"),
+        (format!("Protea-HMAC-SHA256 KeyId=k, Timestamp=01, {n}, Signature={sig}"), "timestamp"),
+        (format!("Protea-HMAC-SHA256 KeyId=k, Timestamp=-1, {n}, Signature={sig}"), "timestamp"),
         (
-            format!("Protea-HMAC-SHA256 KeyId=k, Timestamp=1, Signature={}", "AB".repeat(32)),
+            format!("Protea-HMAC-SHA256 KeyId=k, Timestamp=1, {n}, Signature={}", "AB".repeat(32)),
             "signature",
         ),
-        (format!("Protea-HMAC-SHA256 KeyId=k, Timestamp=1, Signature={sig}00"), "signature"),
-        (format!("Protea-HMAC-SHA256 KeyId=k, Timestamp=1, Signature=\"{sig}\""), "signature"),
+        (format!("Protea-HMAC-SHA256 KeyId=k, Timestamp=1, {n}, Signature={sig}00"), "signature"),
+        (format!("Protea-HMAC-SHA256 KeyId=k, Timestamp=1, {n}, Signature=\"{sig}\""), "signature"),
         (
-            format!("Protea-HMAC-SHA256 KeyId=k, Timestamp=1, Signature={sig}{}", " ".repeat(200)),
+            format!(
+                "Protea-HMAC-SHA256 KeyId=k, Timestamp=1, {n}, Signature={sig}{}",
+                " ".repeat(230)
+            ),
             "header",
         ),
     ];
     for (value, part) in cases {
         assert_eq!(parse_authorization(&value), Err(malformed(part)), "{value:?}");
     }
+}
+
+#[test]
+fn nonces_are_fresh_and_well_formed() {
+    let a = random_nonce().unwrap();
+    let b = random_nonce().unwrap();
+    assert_ne!(a, b);
+    assert_eq!(a.len(), 32);
+    let digest = body_digest(b"");
+    let request = RequestParts { method: "GET", path: "/a", query: "", body_sha256: &digest };
+    let scope = Scope { key_id: KEY_ID, timestamp: NOW, nonce: &a };
+    assert!(canonical_request(&scope, &request).is_ok());
 }
 
 #[test]
@@ -193,10 +246,13 @@ fn requests_that_cannot_be_canonical_are_refused() {
         (RequestParts { query: "a= 1", ..ok }, "query"),
     ];
     for (request, part) in cases {
-        assert_eq!(canonical_request(NOW, KEY_ID, &request), Err(malformed(part)), "{request:?}");
+        let result = canonical_request(&scope(KEY_ID, NOW), &request);
+        assert_eq!(result, Err(malformed(part)), "{request:?}");
     }
-    assert_eq!(canonical_request(NOW, "k\n1", &ok), Err(malformed("key_id")));
-    assert_eq!(canonical_request(NOW, "", &ok), Err(malformed("key_id")));
+    assert_eq!(canonical_request(&scope("k\n1", NOW), &ok), Err(malformed("key_id")));
+    assert_eq!(canonical_request(&scope("", NOW), &ok), Err(malformed("key_id")));
+    let bad_nonce = Scope { nonce: "0123456789abcde\n", ..scope(KEY_ID, NOW) };
+    assert_eq!(canonical_request(&bad_nonce, &ok), Err(malformed("nonce")));
 }
 
 #[test]
@@ -206,14 +262,14 @@ fn timestamps_outside_the_window_are_refused_after_the_signature() {
         RequestParts { method: "POST", path: "/v1/transfers", query: "", body_sha256: &digest };
     let keys = ActiveKeys::single(key(1));
     let check = |timestamp: u64| {
-        let header = sign_request(keys.current(), KEY_ID, timestamp, &request).unwrap();
+        let header = sign_request(keys.current(), &scope(KEY_ID, timestamp), &request).unwrap();
         verify(&keys, &header, &request, NOW, DEFAULT_WINDOW_SECONDS)
     };
     assert_eq!(check(NOW - 300), Ok(()));
     assert_eq!(check(NOW + 300), Ok(()));
     assert_eq!(check(NOW - 301), Err(SignatureError::Expired));
     assert_eq!(check(NOW + 301), Err(SignatureError::FromTheFuture));
-    let forged = sign_request(&key(2), KEY_ID, NOW - 10_000, &request).unwrap();
+    let forged = sign_request(&key(2), &scope(KEY_ID, NOW - 10_000), &request).unwrap();
     let result = verify(&keys, &forged, &request, NOW, DEFAULT_WINDOW_SECONDS);
     assert_eq!(result, Err(SignatureError::BadSignature));
 }
@@ -248,13 +304,14 @@ fn request() -> impl Strategy<Value = (u64, String, String, String, Vec<String>,
 /// Splits a canonical request back into its parts, query parameters sorted.
 fn decode(canonical: &str) -> (String, String, String, String, Vec<String>, String) {
     let lines: Vec<&str> = canonical.split('\n').collect();
-    assert_eq!(lines.len(), 7, "{canonical:?}");
+    assert_eq!(lines.len(), 8, "{canonical:?}");
     assert_eq!(lines[0], "PROTEA-HMAC-SHA256");
+    assert_eq!(lines[3], NONCE);
     let mut query: Vec<String> =
-        lines[5].split('&').filter(|p| !p.is_empty()).map(String::from).collect();
+        lines[6].split('&').filter(|p| !p.is_empty()).map(String::from).collect();
     query.sort();
     let owned = |i: usize| lines[i].to_owned();
-    (owned(1), owned(2), owned(3), owned(4), query, owned(6))
+    (owned(1), owned(2), owned(4), owned(5), query, owned(7))
 }
 
 /// Replaces the byte at `index` (mod the length) with a different visible ASCII byte;
@@ -304,7 +361,7 @@ proptest! {
         let joined = query.join("&");
         let parts =
             RequestParts { method: &method, path: &path, query: &joined, body_sha256: &digest };
-        let canonical = canonical_request(ts, &key_id, &parts).unwrap();
+        let canonical = canonical_request(&scope(&key_id, ts), &parts).unwrap();
         let mut sorted = query.clone();
         sorted.sort();
         let expected = (ts.to_string(), key_id, method, path, sorted, hex(&digest));
@@ -322,7 +379,7 @@ proptest! {
         let digest = body_digest(b"");
         let canonical = |(key_id, path, query, ts): &(String, String, String, u64)| {
             let parts = RequestParts { method: "GET", path, query, body_sha256: &digest };
-            canonical_request(*ts, key_id, &parts)
+            canonical_request(&scope(key_id, *ts), &parts)
         };
         let normal = |(key_id, path, query, ts): &(String, String, String, u64)| {
             let mut params: Vec<&str> = query.split('&').collect();
@@ -342,7 +399,7 @@ proptest! {
     #[test]
     fn any_single_byte_tamper_fails(
         (ts, key_id, method, path, query, body) in request(),
-        target in 0usize..7,
+        target in 0usize..8,
         index in any::<usize>(),
         byte in any::<u8>(),
     ) {
@@ -352,7 +409,7 @@ proptest! {
         let parts =
             RequestParts { method: &method, path: &path, query: &joined, body_sha256: &digest };
         let keys = ActiveKeys::single(key(7));
-        let header = sign_request(keys.current(), &key_id, ts, &parts).unwrap();
+        let header = sign_request(keys.current(), &scope(&key_id, ts), &parts).unwrap();
         prop_assert_eq!(verify(&keys, &header, &parts, now, 300), Ok(()));
 
         let mut bad_header = header.clone();
@@ -368,7 +425,8 @@ proptest! {
             3 => bad_parts.method = &bad_method,
             4 => bad_parts.path = &bad_path,
             5 => bad_parts.query = &bad_query,
-            _ => bad_parts.body_sha256 = &bad_digest,
+            6 => bad_parts.body_sha256 = &bad_digest,
+            _ => bad_header.nonce = tamper(NONCE, index, byte),
         }
         let result = verify(&keys, &bad_header, &bad_parts, now, 300);
         if [0, 1, 6].contains(&target) {
@@ -390,7 +448,7 @@ proptest! {
         let digest = body_digest(b"x");
         let parts =
             RequestParts { method: "POST", path: "/v1/transfers", query: "", body_sha256: &digest };
-        let header = sign_request(&key([a, b, c][signer]), KEY_ID, NOW, &parts).unwrap();
+        let header = sign_request(&key([a, b, c][signer]), &scope(KEY_ID, NOW), &parts).unwrap();
         let rotating = ActiveKeys::rotating(key(a), key(b));
         let expected = if signer < 2 { Ok(()) } else { Err(SignatureError::BadSignature) };
         prop_assert_eq!(verify(&rotating, &header, &parts, NOW, 300), expected);
