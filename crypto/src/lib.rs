@@ -9,14 +9,17 @@
 //! - [`password`]: operator passwords hashed with argon2id (OWASP parameters).
 //! - [`token`]: short-lived operator tokens, compact JWS signed with Ed25519, verified
 //!   against keys by key id for rotation.
+//! - [`envelope`]: AES-256-GCM envelope encryption of secrets at rest under a key ring
+//!   (one KEK id, numbered versions, a current one), with re-wrapping for rotation.
 //!
-//! Later issues add envelope encryption and the audit hash chain here. This crate does
-//! no I/O, keeps no global state, and never logs or formats a secret: every type that
-//! holds one has a `Debug` that leaves it out.
+//! A later issue adds the audit hash chain here. This crate does no I/O, keeps no global
+//! state, and never logs or formats a secret: every type that holds one has a `Debug`
+//! that leaves it out.
 
 #![forbid(unsafe_code)]
 
 pub mod api_key;
+pub mod envelope;
 pub mod password;
 pub mod signature;
 pub mod token;

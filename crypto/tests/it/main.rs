@@ -6,7 +6,11 @@
 //! - [`totp`]: RFC 6238 Appendix B vectors, enrolment, skew, reuse and malformed codes.
 //! - [`password`]: argon2id round trips, length rules, malformed stored hashes.
 //! - [`token`]: EdDSA tokens: round trip, expiry, tampering, `alg`, key ids, rotation.
+//! - [`envelope`]: AES-256-GCM envelopes: round trip and layout, `aad` binding, every
+//!   tamper and truncation fails, rotation and re-wrap, KEK ids and versions, bounds,
+//!   base64 keys, a redacted `Debug`.
 
+mod envelope;
 mod password;
 mod signature;
 mod token;
