@@ -1,9 +1,14 @@
-//! The HTTP clients: one pooled hyper client (HTTP/1.1 keep-alive or h2c) for pre-flight,
-//! setup and verification, and [`Connection`]s for the load itself, each owned by one
-//! worker on one generator thread (HTTP/1.1: [`crate::http1`] over the worker's own
-//! socket; h2c: a stream on its thread's hyper connection; no pool, no lock shared
-//! across threads). Both send a bearer key and honour a per-request timeout, which
-//! covers connecting, sending and reading the whole body.
+//! The HTTP clients: one pooled hyper client (HTTP/1.1 keep-alive or HTTP/2; TLS through
+//! hyper-rustls for `https://` targets) for pre-flight, setup and verification, and
+//! [`Connection`]s for the load itself, each owned by one worker on one generator thread
+//! (HTTP/1.1: [`crate::http1`] over the worker's own connection; HTTP/2: a stream on its
+//! thread's hyper connection; no pool, no lock shared across threads). Both
+//! authenticate with the run's [`Credentials`] (a signature made per request, or a
+//! bearer key) and honour a per-request timeout, which covers connecting, the TLS
+//! handshake, sending and reading the whole body.
+//!
+//! A request is signed over its target exactly as it goes on the wire: the path string
+//! [`crate::http1`] writes, or the path and query of the URI hyper sends.
 //!
 //! It only moves bytes and statuses; it must never interpret ledger results or retry
 //! on its own (a retry is a workload decision, with the same id).
@@ -12,16 +17,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use http::uri::PathAndQuery;
 use http::{HeaderValue, Method, Request, StatusCode, Uri, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::client::conn::http2;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client as Hyper;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
+use crate::auth::Credentials;
 use crate::http1::Http1;
-use tokio::net::TcpStream;
+use crate::tls::{self, Tls};
+use crate::transport::{self, Stream};
 
 /// A transport failure: no HTTP status was received.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -29,10 +38,10 @@ pub enum TransportError {
     /// No answer within `--timeout`.
     #[error("timed out")]
     Timeout,
-    /// The connection could not be made.
+    /// The connection could not be made (TCP or the TLS handshake).
     #[error("cannot connect: {0}")]
     Connect(String),
-    /// The connection failed during the exchange.
+    /// The connection failed during the exchange (or the request could not be made).
     #[error("{0}")]
     Broken(String),
 }
@@ -46,68 +55,101 @@ pub struct Response {
     pub body: Bytes,
 }
 
+/// What a [`Client`] is made from, once per run.
+#[derive(Debug)]
+pub struct Settings {
+    /// Base URL without a trailing slash: `http://HOST[:PORT]` or `https://HOST[:PORT]`.
+    pub base: String,
+    /// The tenant's credentials; without them no request carries `Authorization`.
+    pub credentials: Option<Credentials>,
+    /// Per-request timeout.
+    pub timeout: Duration,
+    /// Idle connections the pooled client keeps.
+    pub connections: usize,
+    /// HTTP/2: with prior knowledge on `http://`, by ALPN `h2` on `https://`.
+    pub http2: bool,
+    /// TLS: required for an `https://` base (without it nothing is trusted and every
+    /// handshake fails), `None` for `http://`.
+    pub tls: Option<Tls>,
+}
+
 /// A cloneable client for one target.
 #[derive(Clone, Debug)]
 pub struct Client {
-    hyper: Hyper<HttpConnector, Full<Bytes>>,
-    base: String,
-    authorization: Option<String>,
-    timeout: Duration,
+    hyper: Hyper<HttpsConnector<HttpConnector>, Full<Bytes>>,
     target: Arc<Target>,
 }
 
-/// Where and how the load's connections connect, shared by all of them (read only).
+/// Where and how every request connects and authenticates, shared by all (read only).
 #[derive(Debug)]
 struct Target {
     /// `host:port` to connect to.
     address: String,
     /// The `Host` header.
     host: HeaderValue,
-    /// `http://host:port`, for HTTP/2's absolute URIs.
+    /// The base URL, for hyper's absolute URIs.
     base: String,
-    authorization: Option<HeaderValue>,
+    credentials: Option<Credentials>,
     timeout: Duration,
     http2: bool,
+    tls: Option<Tls>,
 }
 
 impl Target {
-    fn new(base: &str, authorization: Option<&str>, timeout: Duration, http2: bool) -> Target {
-        let uri: Option<Uri> = base.parse().ok();
+    fn new(settings: Settings) -> Target {
+        let uri: Option<Uri> = settings.base.parse().ok();
         let authority = uri.as_ref().and_then(Uri::authority);
         let host = authority.map_or("localhost", |a| a.host());
-        let port = authority.and_then(|a| a.port_u16()).unwrap_or(80);
+        let default_port = if settings.tls.is_some() { 443 } else { 80 };
+        let port = authority.and_then(|a| a.port_u16()).unwrap_or(default_port);
         let host_header = authority.map_or("localhost", |a| a.as_str());
         Target {
             address: format!("{host}:{port}"),
             host: HeaderValue::from_str(host_header)
                 .unwrap_or(HeaderValue::from_static("localhost")),
-            base: base.to_owned(),
-            authorization: authorization.and_then(|a| HeaderValue::from_str(a).ok()),
-            timeout,
-            http2,
+            base: settings.base,
+            credentials: settings.credentials,
+            timeout: settings.timeout,
+            http2: settings.http2,
+            tls: settings.tls,
+        }
+    }
+
+    /// The `Authorization` value of a request to `target` (path and query as sent) with
+    /// `body`, or none for an anonymous request or a run without credentials.
+    fn authorization(
+        &self,
+        authorised: bool,
+        method: &Method,
+        target: &str,
+        body: &[u8],
+    ) -> Result<Option<HeaderValue>, TransportError> {
+        match (&self.credentials, authorised) {
+            (Some(credentials), true) => credentials
+                .authorization(method, target, body)
+                .map(Some)
+                .map_err(|e| TransportError::Broken(e.to_string())),
+            _ => Ok(None),
         }
     }
 }
 
 impl Client {
-    /// A client for `base` (no trailing slash).
-    pub fn new(
-        base: &str,
-        key: Option<&str>,
-        timeout: Duration,
-        connections: usize,
-        http2: bool,
-    ) -> Client {
+    /// A client for `settings.base`.
+    pub fn new(settings: Settings) -> Client {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(timeout));
+        connector.set_connect_timeout(Some(settings.timeout));
+        connector.enforce_http(false);
+        let config = match &settings.tls {
+            Some(tls) => tls.config(),
+            None => Arc::new(tls::plain_target_config()),
+        };
         let hyper = Hyper::builder(TokioExecutor::new())
-            .pool_max_idle_per_host(connections)
-            .http2_only(http2)
-            .build(connector);
-        let authorization = key.map(|key| format!("Bearer {key}"));
-        let target = Arc::new(Target::new(base, authorization.as_deref(), timeout, http2));
-        Client { hyper, base: base.to_owned(), authorization, timeout, target }
+            .pool_max_idle_per_host(settings.connections)
+            .http2_only(settings.http2)
+            .build(HttpsConnector::from((connector, config)));
+        Client { hyper, target: Arc::new(Target::new(settings)) }
     }
 
     /// A new, not yet connected connection of the load. HTTP/2 connections made from
@@ -122,23 +164,22 @@ impl Client {
 
     /// The target's base URL.
     pub fn base(&self) -> &str {
-        &self.base
+        &self.target.base
     }
 
-    /// GET `path` with the key.
+    /// GET `path` (and query) with the credentials.
     pub async fn get(&self, path: &str) -> Result<Response, TransportError> {
-        self.send(Method::GET, path, None).await
+        self.send(Method::GET, path, None, true).await
     }
 
     /// GET `path` without credentials.
     pub async fn get_anonymous(&self, path: &str) -> Result<Response, TransportError> {
-        let request = self.request(Method::GET, path, None, false)?;
-        self.exchange(request).await
+        self.send(Method::GET, path, None, false).await
     }
 
-    /// POST a JSON body to `path` with the key.
+    /// POST a JSON body to `path` with the credentials.
     pub async fn post(&self, path: &str, body: Bytes) -> Result<Response, TransportError> {
-        self.send(Method::POST, path, Some(body)).await
+        self.send(Method::POST, path, Some(body), true).await
     }
 
     async fn send(
@@ -146,39 +187,14 @@ impl Client {
         method: Method,
         path: &str,
         body: Option<Bytes>,
-    ) -> Result<Response, TransportError> {
-        let request = self.request(method, path, body, true)?;
-        self.exchange(request).await
-    }
-
-    fn request(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<Bytes>,
         authorised: bool,
-    ) -> Result<Request<Full<Bytes>>, TransportError> {
-        let mut builder = Request::builder().method(method).uri(format!("{}{path}", self.base));
-        if let (true, Some(value)) = (authorised, &self.authorization) {
-            builder = builder.header(header::AUTHORIZATION, value);
-        }
-        if body.is_some() {
-            builder = builder.header(header::CONTENT_TYPE, "application/json");
-        }
-        builder
-            .body(Full::new(body.unwrap_or_default()))
-            .map_err(|e| TransportError::Broken(e.to_string()))
-    }
-
-    async fn exchange(&self, request: Request<Full<Bytes>>) -> Result<Response, TransportError> {
+    ) -> Result<Response, TransportError> {
         let exchange = async {
+            let request = hyper_request(&self.target, method, path, body, authorised)?;
             let response = self.hyper.request(request).await.map_err(classify)?;
-            let status = response.status();
-            let body = Limited::new(response.into_body(), RESPONSE_BYTES_MAX).collect().await;
-            let body = body.map_err(|e| TransportError::Broken(e.to_string()))?.to_bytes();
-            Ok(Response { status, body })
+            read(response).await
         };
-        tokio::time::timeout(self.timeout, exchange).await.unwrap_or(Err(TransportError::Timeout))
+        within(self.target.timeout, exchange).await
     }
 }
 
@@ -201,11 +217,14 @@ fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-/// The HTTP/2 connection the workers of one generator thread share (h2c, one per thread).
+/// The HTTP/2 connection the workers of one generator thread share (h2c, or h2 over TLS;
+/// one per thread).
 pub type Http2Slot = Arc<tokio::sync::Mutex<Option<http2::SendRequest<Full<Bytes>>>>>;
 
-/// One worker's connection: HTTP/1.1 keep-alive on its own socket ([`crate::http1`],
-/// reconnected after a failure), or a stream on its thread's HTTP/2 connection.
+/// One worker's connection: HTTP/1.1 keep-alive on its own TCP or TLS connection
+/// ([`crate::http1`], reconnected after a failure), or a stream on its thread's HTTP/2
+/// connection. A request that has to make the connection includes the connect and the
+/// TLS handshake in its latency; the requests after it on the connection do not.
 #[derive(Debug)]
 pub struct Connection {
     target: Arc<Target>,
@@ -219,7 +238,7 @@ enum Lane {
 }
 
 impl Connection {
-    /// GET `path` with the key.
+    /// GET `path` (and query) with the credentials.
     pub async fn get(&mut self, path: &str) -> Result<Response, TransportError> {
         self.exchange(Method::GET, path, None, true).await
     }
@@ -229,7 +248,7 @@ impl Connection {
         self.exchange(Method::GET, path, None, false).await
     }
 
-    /// POST a JSON body to `path` with the key.
+    /// POST a JSON body to `path` with the credentials.
     pub async fn post(&mut self, path: &str, body: Bytes) -> Result<Response, TransportError> {
         self.exchange(Method::POST, path, Some(body), true).await
     }
@@ -242,18 +261,19 @@ impl Connection {
         authorised: bool,
     ) -> Result<Response, TransportError> {
         let target = self.target.clone();
-        let authorization = target.authorization.as_ref().filter(|_| authorised);
         match &mut self.lane {
             Lane::Http1 { connection, request } => {
+                let sent = body.as_deref().unwrap_or_default();
+                let authorization = target.authorization(authorised, &method, path, sent)?;
+                let authorization = authorization.as_ref().map(HeaderValue::as_bytes);
                 request.clear();
-                let authorization = authorization.map(HeaderValue::as_bytes);
                 let host = target.host.as_bytes();
                 crate::http1::encode(request, &method, path, host, authorization, body.as_deref());
                 exchange_http1(&target, connection, request).await
             }
             Lane::Http2(slot) => {
-                let request = http2_request(&target, method, path, body, authorization)?;
                 let exchange = async {
+                    let request = hyper_request(&target, method, path, body, authorised)?;
                     let mut sender = ready_http2(&target, slot).await?;
                     read(sender.send_request(request).await.map_err(broken)?).await
                 };
@@ -282,10 +302,10 @@ async fn exchange_http1(
     }
     let exchange = async {
         if slot.is_none() {
-            let connection = Http1::connect(&target.address)
+            let stream = transport::connect(&target.address, target.tls.as_ref())
                 .await
-                .map_err(|e| TransportError::Connect(format!("{}: {e}", target.address)))?;
-            *slot = Some(connection);
+                .map_err(TransportError::Connect)?;
+            *slot = Some(Http1::new(stream));
         }
         let connection =
             slot.as_mut().ok_or_else(|| TransportError::Broken("no connection".to_owned()))?;
@@ -304,23 +324,29 @@ async fn exchange_http1(
     answer
 }
 
-fn http2_request(
+/// A request for hyper (the pooled client or an HTTP/2 stream), signed over the path
+/// and query of the URI it sends.
+fn hyper_request(
     target: &Target,
     method: Method,
     path: &str,
     body: Option<Bytes>,
-    authorization: Option<&HeaderValue>,
+    authorised: bool,
 ) -> Result<Request<Full<Bytes>>, TransportError> {
     let uri = Uri::try_from(format!("{}{path}", target.base))
         .map_err(|e| TransportError::Broken(e.to_string()))?;
-    let mut request = Request::new(Full::new(body.clone().unwrap_or_default()));
+    let on_the_wire = uri.path_and_query().map_or("/", PathAndQuery::as_str);
+    let sent = body.as_deref().unwrap_or_default();
+    let authorization = target.authorization(authorised, &method, on_the_wire, sent)?;
+    let has_body = body.is_some();
+    let mut request = Request::new(Full::new(body.unwrap_or_default()));
     *request.method_mut() = method;
     *request.uri_mut() = uri;
     let headers = request.headers_mut();
     if let Some(value) = authorization {
-        headers.insert(header::AUTHORIZATION, value.clone());
+        headers.insert(header::AUTHORIZATION, value);
     }
-    if body.is_some() {
+    if has_body {
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     }
     Ok(request)
@@ -351,11 +377,10 @@ async fn ready_http2(
     Ok(sender)
 }
 
-async fn connect(target: &Target) -> Result<TokioIo<TcpStream>, TransportError> {
-    let stream = TcpStream::connect(&target.address)
+async fn connect(target: &Target) -> Result<TokioIo<Stream>, TransportError> {
+    let stream = transport::connect(&target.address, target.tls.as_ref())
         .await
-        .map_err(|e| TransportError::Connect(format!("{}: {e}", target.address)))?;
-    stream.set_nodelay(true).map_err(|e| TransportError::Connect(e.to_string()))?;
+        .map_err(TransportError::Connect)?;
     Ok(TokioIo::new(stream))
 }
 

@@ -1,15 +1,19 @@
 //! Command-line flags (the raw clap struct) and their validation into a typed [`Config`].
 //!
-//! Everything the run needs is decided here, before any I/O. This module must never
-//! open a connection or read a clock: a bad flag is refused with a message naming it.
+//! Everything the run needs is decided here, before any I/O (the signing key is made
+//! here, once per run). This module must never open a connection, read a file or read a
+//! clock: a bad flag is refused with a message naming it. The TLS flags' files are read
+//! by [`crate::tls`] when the run starts, and refused there the same way.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
 
+use crate::auth::{AuthMode, Credentials};
 use crate::schedule::Schedule;
 use crate::slo::{Slo, SloError};
+use crate::tls::TlsFiles;
 use crate::workload::Mix;
 
 /// The most events one create request may carry (the API's bound).
@@ -29,18 +33,41 @@ pub const BATCH_EVENTS_MAX: usize = 8190;
 /// connection is missed, and counted as an error too; one that waited longer than
 /// --timeout for a connection is not sent and counts as a timeout (status 0).
 ///
-/// Exit codes: 0 pass, 2 cannot connect or key refused, 3 SLO violated, 4 verification
-/// failed, 64 invalid flags, 1 anything else.
+/// Requests are signed (HMAC-SHA256 over method, path, query, body digest and the send
+/// time) unless --auth bearer. An https:// target is verified against the webpki roots,
+/// or only against --ca-file's CAs; a TLS handshake counts into the latency of the
+/// request that opens its connection, and of no other.
+///
+/// Exit codes: 0 pass, 2 cannot connect (including a failed TLS handshake) or key
+/// refused, 3 SLO violated, 4 verification failed, 64 invalid flags (also an unreadable
+/// or malformed --ca-file, --client-cert or --client-key), 1 anything else.
 #[derive(Debug, Parser)]
 #[command(name = "loadtest", version, args_override_self = true)]
 pub struct Args {
-    /// Base URL of the gateway, e.g. http://127.0.0.1:8080 (plain HTTP; TLS ends in front).
+    /// Base URL of the gateway: `http://HOST[:PORT]` or `https://HOST[:PORT]` (TLS, port
+    /// 443 by default).
     #[arg(long)]
     pub target: String,
-    /// API key KEYID.SECRET as printed by `gateway tenant create` (sent as a Bearer
-    /// token). Required unless the mix is only `livez`.
+    /// The tenant's credential KEYID.SECRET: the `key_id` and `secret` that `gateway
+    /// tenant create` prints, joined by a dot. Required unless the mix is only `livez`.
     #[arg(long, env = "PROTEA_KEY", hide_env_values = true)]
     pub key: Option<String>,
+    /// How requests authenticate: `signed` (an HMAC-SHA256 signature per request, keyed
+    /// with the secret) or `bearer` (`Authorization: Bearer KEYID.SECRET`, accepted only
+    /// by a gateway started with --allow-bearer-keys).
+    #[arg(long, value_enum, default_value_t = AuthMode::Signed)]
+    pub auth: AuthMode,
+    /// https:// only: trust the CA certificates in this PEM file instead of the webpki
+    /// (public) roots.
+    #[arg(long, value_name = "PEM")]
+    pub ca_file: Option<PathBuf>,
+    /// https:// only: present this PEM certificate chain to the server (mTLS); needs
+    /// --client-key.
+    #[arg(long, value_name = "PEM", requires = "client_key")]
+    pub client_cert: Option<PathBuf>,
+    /// https:// only: the PEM private key (PKCS#8, PKCS#1 or SEC1) of --client-cert.
+    #[arg(long, value_name = "PEM", requires = "client_cert")]
+    pub client_key: Option<PathBuf>,
     /// Open loop: requests started per second (constant rate). Ignored with --closed.
     #[arg(long, default_value_t = 1000)]
     pub rate: u64,
@@ -97,7 +124,8 @@ pub struct Args {
     /// Write a PNG of latency percentiles over time and the percentile spectrum.
     #[arg(long)]
     pub plot: Option<PathBuf>,
-    /// Speak HTTP/2 with prior knowledge (h2c) instead of HTTP/1.1 keep-alive.
+    /// Speak HTTP/2 instead of HTTP/1.1 keep-alive: with prior knowledge (h2c) on
+    /// http://, by ALPN `h2` on https:// (otherwise ALPN offers `http/1.1`).
     #[arg(long)]
     pub http2: bool,
     /// Ledger number of the run's accounts and transfers.
@@ -138,8 +166,10 @@ pub enum Load {
 pub struct Config {
     /// Base URL without a trailing slash.
     pub target: String,
-    /// `KEYID.SECRET`, when the mix needs one.
-    pub key: Option<String>,
+    /// The tenant's credentials (the signing key made once), when the mix needs them.
+    pub credentials: Option<Credentials>,
+    /// The TLS flags' files, for an `https://` target (`None` for `http://`).
+    pub tls: Option<TlsFiles>,
     /// Open or closed loop.
     pub load: Load,
     /// Concurrent requests at most.
@@ -166,7 +196,7 @@ pub struct Config {
     pub report: Option<PathBuf>,
     /// PNG plot path.
     pub plot: Option<PathBuf>,
-    /// HTTP/2 prior knowledge.
+    /// HTTP/2 (h2c, or ALPN `h2`).
     pub http2: bool,
     /// Ledger number.
     pub ledger: u32,
@@ -199,10 +229,12 @@ impl Config {
     pub fn from_args(args: Args) -> Result<Config, ConfigError> {
         let mix = Mix::parse(&args.mix).map_err(|reason| invalid("mix", reason))?;
         check_ranges(&args)?;
-        let key = check_key(args.key.clone(), &mix)?;
+        let credentials = check_key(args.key.as_deref(), args.auth, &mix)?;
+        let (target, https) = check_target(&args.target)?;
         Ok(Config {
-            target: check_target(&args.target)?,
-            key,
+            tls: tls_of(&args, https)?,
+            target,
+            credentials,
             load: load_of(&args)?,
             verify: if args.no_verify || mix.livez_only() { Verify::Off } else { Verify::On },
             mix,
@@ -228,23 +260,53 @@ fn invalid(flag: &'static str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid { flag, reason: reason.into() }
 }
 
-fn check_key(key: Option<String>, mix: &Mix) -> Result<Option<String>, ConfigError> {
+fn check_key(
+    key: Option<&str>,
+    auth: AuthMode,
+    mix: &Mix,
+) -> Result<Option<Credentials>, ConfigError> {
     match key {
-        Some(key) if !key.contains('.') => Err(invalid("key", "expected KEYID.SECRET")),
+        Some(key) => {
+            Credentials::new(key, auth).map(Some).map_err(|e| invalid("key", e.to_string()))
+        }
         None if !mix.livez_only() => {
             Err(invalid("key", "required (or PROTEA_KEY) unless the mix is only livez"))
         }
-        key => Ok(key),
+        None => Ok(None),
     }
 }
 
-fn check_target(target: &str) -> Result<String, ConfigError> {
+/// The target without a trailing slash, and whether it is `https://`.
+fn check_target(target: &str) -> Result<(String, bool), ConfigError> {
     let trimmed = target.trim_end_matches('/');
     let uri: http::Uri = trimmed.parse().map_err(|e| invalid("target", format!("{e}")))?;
-    if uri.scheme_str() != Some("http") || uri.host().is_none() {
-        return Err(invalid("target", "expected http://HOST[:PORT] (TLS is not supported)"));
+    let https = match uri.scheme_str() {
+        Some("https") => true,
+        Some("http") => false,
+        _ => return Err(invalid("target", "expected http://HOST[:PORT] or https://HOST[:PORT]")),
+    };
+    if uri.host().is_none() {
+        return Err(invalid("target", "expected http://HOST[:PORT] or https://HOST[:PORT]"));
     }
-    Ok(trimmed.to_owned())
+    Ok((trimmed.to_owned(), https))
+}
+
+/// The TLS flags' files for an `https://` target; on `http://` they are refused.
+fn tls_of(args: &Args, https: bool) -> Result<Option<TlsFiles>, ConfigError> {
+    let files = TlsFiles {
+        ca_file: args.ca_file.clone(),
+        client_identity: args.client_cert.clone().zip(args.client_key.clone()),
+    };
+    let given = [
+        ("ca-file", args.ca_file.is_some()),
+        ("client-cert", args.client_cert.is_some()),
+        ("client-key", args.client_key.is_some()),
+    ];
+    match (https, given.iter().find(|(_, given)| *given)) {
+        (true, _) => Ok(Some(files)),
+        (false, None) => Ok(None),
+        (false, Some((flag, _))) => Err(invalid(flag, "needs an https:// --target")),
+    }
 }
 
 fn check_ranges(args: &Args) -> Result<(), ConfigError> {
@@ -340,6 +402,39 @@ mod tests {
         assert_eq!(config.verify, Verify::Off);
         let args = Args::parse_from(["loadtest", "--target", "http://x:1"]);
         assert!(Config::from_args(args).is_err());
+    }
+
+    fn parse(words: &[&str]) -> Result<Config, String> {
+        let argv = std::iter::once("loadtest").chain(words.iter().copied());
+        let args = Args::try_parse_from(argv).map_err(|e| e.to_string())?;
+        Config::from_args(args).map_err(|e| e.to_string())
+    }
+
+    const KEY: &str =
+        "pk_0123456789abcdef.00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+    #[test]
+    fn auth_defaults_to_signed_and_checks_the_key_for_its_mode() {
+        let config = parse(&["--target", "http://x:1", "--key", KEY]).unwrap();
+        assert_eq!(config.credentials.map(|c| c.mode()), Some(AuthMode::Signed));
+        let short = ["--target", "http://x:1", "--key", "pk_a.short"];
+        assert!(parse(&short).unwrap_err().starts_with("invalid --key: signed requests need"));
+        let bearer = parse(&[&short[..], &["--auth", "bearer"]].concat()).unwrap();
+        assert_eq!(bearer.credentials.map(|c| c.mode()), Some(AuthMode::Bearer));
+        assert!(parse(&["--target", "http://x:1", "--key", KEY, "--auth", "basic"]).is_err());
+    }
+
+    #[test]
+    fn tls_flags_need_an_https_target() {
+        let https = parse(&["--target", "https://x", "--mix", "livez=1", "--ca-file", "ca.pem"]);
+        let files = https.unwrap().tls.unwrap();
+        assert_eq!(files.ca_file, Some(PathBuf::from("ca.pem")));
+        let plain = parse(&["--target", "http://x", "--mix", "livez=1", "--ca-file", "ca.pem"]);
+        assert_eq!(plain.unwrap_err(), "invalid --ca-file: needs an https:// --target");
+        assert!(parse(&["--target", "http://x", "--mix", "livez=1"]).unwrap().tls.is_none());
+        let half = ["--target", "https://x", "--mix", "livez=1", "--client-cert", "c.pem"];
+        assert!(parse(&half).unwrap_err().contains("--client-key"));
+        assert!(parse(&["--target", "ftp://x", "--mix", "livez=1"]).is_err());
     }
 
     #[test]

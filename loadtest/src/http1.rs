@@ -1,6 +1,7 @@
 //! A minimal HTTP/1.1 keep-alive client for the load's hot path: one request at a time
-//! on one socket, the request written with one `write`, the answer parsed in place
-//! (status line, `Content-Length`, chunked or until-close bodies, `Connection: close`).
+//! on one connection (plain TCP or TLS, [`crate::transport::Stream`]), the request
+//! written with one `write`, the answer parsed in place (status line, `Content-Length`,
+//! chunked or until-close bodies, `Connection: close`).
 //!
 //! It exists because a general client (hyper) costs several times wrk's CPU per
 //! request, and on a small machine the generator's CPU is taken from the server under
@@ -9,7 +10,8 @@
 use bytes::{Buf, Bytes, BytesMut};
 use http::Method;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+
+use crate::transport::Stream;
 
 /// Largest response head read.
 const HEAD_BYTES_MAX: usize = 64 * 1024;
@@ -19,7 +21,7 @@ const READ_BYTES: usize = 16 * 1024;
 /// One keep-alive connection.
 #[derive(Debug)]
 pub struct Http1 {
-    stream: TcpStream,
+    stream: Stream,
     buffer: BytesMut,
     /// The server closed (or will close) the connection: it must not be reused.
     pub closed: bool,
@@ -52,11 +54,9 @@ pub struct Head {
 }
 
 impl Http1 {
-    /// Connects (TCP_NODELAY).
-    pub async fn connect(address: &str) -> std::io::Result<Http1> {
-        let stream = TcpStream::connect(address).await?;
-        stream.set_nodelay(true)?;
-        Ok(Http1 { stream, buffer: BytesMut::with_capacity(READ_BYTES), closed: false })
+    /// A client on a connected stream ([`crate::transport::connect`]).
+    pub fn new(stream: Stream) -> Http1 {
+        Http1 { stream, buffer: BytesMut::with_capacity(READ_BYTES), closed: false }
     }
 
     /// Writes `request` (a whole encoded request) and reads the answer: status and body.
@@ -69,6 +69,7 @@ impl Http1 {
             return Err("unexpected bytes before the request".to_owned());
         }
         self.stream.write_all(request).await.map_err(|e| e.to_string())?;
+        self.stream.flush().await.map_err(|e| e.to_string())?;
         let head = self.head().await?;
         self.closed |= head.close;
         let body = match head.length {

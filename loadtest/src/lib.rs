@@ -2,12 +2,15 @@
 //! HTTP server) at an intended rate, measures latency without coordinated omission,
 //! gates on an SLO and verifies the ledger afterwards.
 //!
-//! It is a client: it speaks HTTP/JSON and must never depend on a server crate.
+//! It is a client: it speaks HTTP/JSON (over TLS for `https://` targets) and must never
+//! depend on a server crate. It depends on `crypto` only, a crate of pure primitives that
+//! does no I/O, to sign requests ([`auth`]): what a tenant's own client would use.
 //! Flow: [`config`] validates flags; [`run`] does pre-flight, setup
 //! ([`runner::setup`]), the load ([`runner::open_loop`] or [`runner::closed_loop`]),
 //! verification ([`verify`]) and builds the [`report::Report`].
 
 pub mod api;
+pub mod auth;
 pub mod client;
 pub mod config;
 pub mod engine;
@@ -19,6 +22,8 @@ pub mod runner;
 pub mod schedule;
 pub mod slo;
 pub mod stats;
+pub mod tls;
+pub mod transport;
 pub mod verify;
 pub mod workload;
 
@@ -28,10 +33,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::time::Instant;
 
-use crate::client::Client;
+use crate::client::{Client, Settings};
 use crate::config::{Config, Load, Progress, Verify};
 use crate::engine::{Engine, Workload, lock};
 use crate::report::Report;
+use crate::tls::{Tls, TlsError};
 use crate::workload::{Ids, Picker};
 
 /// Exit code: the target cannot be reached or refused the key.
@@ -40,6 +46,8 @@ pub const EXIT_UNREACHABLE: u8 = 2;
 pub const EXIT_SLO: u8 = 3;
 /// Exit code: verification found a violation.
 pub const EXIT_VERIFICATION: u8 = 4;
+/// Exit code: a flag is invalid (also a TLS flag's unreadable or malformed file).
+pub const EXIT_FLAGS: u8 = 64;
 
 /// Why a run could not complete.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +66,9 @@ pub enum Error {
     /// Setup got an answer other than `ok`/`exists`.
     #[error("setup failed: {0}")]
     Setup(String),
+    /// A TLS flag's file is unreadable or malformed.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     /// A report or plot file could not be written.
     #[error("cannot write {path}: {reason}")]
     Write {
@@ -73,6 +84,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Connect { .. } | Error::KeyRefused => EXIT_UNREACHABLE,
+            Error::Tls(_) => EXIT_FLAGS,
             Error::Setup(_) | Error::Write { .. } => 1,
         }
     }
@@ -93,13 +105,7 @@ pub struct Outcome {
 
 /// Runs the load and verification described by `config`.
 pub async fn run(config: &Config) -> Result<Outcome, Error> {
-    let client = Client::new(
-        &config.target,
-        config.key.as_deref(),
-        config.timeout,
-        config.connections,
-        config.http2,
-    );
+    let client = Client::new(client_settings(config)?);
     runner::preflight(&client).await?;
     let threads = config.threads.min(config.connections);
     let mut engine = runner::engine(client, workload(config), config.timeout, threads);
@@ -120,6 +126,28 @@ pub async fn run(config: &Config) -> Result<Outcome, Error> {
     };
     interrupt.inspect(tokio::task::JoinHandle::abort);
     Ok(outcome(config, &engine, elapsed, verification))
+}
+
+/// The client of the run: its credentials (the signing key made once), and TLS for an
+/// `https://` target, whose files are read here.
+fn client_settings(config: &Config) -> Result<Settings, Error> {
+    let tls = match &config.tls {
+        Some(files) => Some(Tls::new(files, &target_host(&config.target), config.http2)?),
+        None => None,
+    };
+    Ok(Settings {
+        base: config.target.clone(),
+        credentials: config.credentials.clone(),
+        timeout: config.timeout,
+        connections: config.connections,
+        http2: config.http2,
+        tls,
+    })
+}
+
+fn target_host(target: &str) -> String {
+    let uri: Option<http::Uri> = target.parse().ok();
+    uri.as_ref().and_then(http::Uri::host).unwrap_or_default().to_owned()
 }
 
 fn announce_verification(config: &Config, engine: &Engine) {

@@ -9,9 +9,6 @@ use loadtest::config::{Args, Config};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Exit code of invalid flags.
-const EXIT_CONFIG: u8 = 64;
-
 fn main() -> ExitCode {
     let args = match Args::try_parse() {
         Ok(args) => args,
@@ -21,7 +18,7 @@ fn main() -> ExitCode {
         Ok(config) => config,
         Err(error) => {
             eprintln!("loadtest: {error}");
-            return ExitCode::from(EXIT_CONFIG);
+            return ExitCode::from(loadtest::EXIT_FLAGS);
         }
     };
     match run(&config) {
@@ -38,7 +35,7 @@ fn main() -> ExitCode {
 /// Help and version exit 0; a bad flag exits 64 (not clap's 2, which means "cannot connect").
 fn flags_refused(error: &clap::Error) -> ExitCode {
     let _ = error.print();
-    ExitCode::from(if error.use_stderr() { EXIT_CONFIG } else { 0 })
+    ExitCode::from(if error.use_stderr() { loadtest::EXIT_FLAGS } else { 0 })
 }
 
 fn run(config: &Config) -> anyhow::Result<u8> {

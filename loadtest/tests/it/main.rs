@@ -1,9 +1,14 @@
 //! Integration tests of the load tester: the scheduler on a paused clock, the SLO gate,
-//! workload determinism, and verification against an in-process fake with faults.
+//! workload determinism, verification against an in-process fake with faults, signed
+//! and bearer credentials checked by the fake, and TLS (both ALPN protocols, mTLS)
+//! with certificates made at test time.
 
+mod auth;
 mod fake;
+mod pki;
 mod schedule;
 mod slo;
+mod tls;
 mod verification;
 mod workload;
 

@@ -66,7 +66,7 @@ async fn binary_exits_4_on_violation_and_2_on_refused_key() {
     assert_eq!(code, Some(4));
     args = words(&fake.url);
     let key = args.iter().position(|w| w == KEY).unwrap();
-    args[key] = "pk_wrong.key".to_owned();
+    args[key] = format!("pk_wrong.{}", "0".repeat(64));
     let code = tokio::task::spawn_blocking(move || binary(&args)).await.unwrap();
     assert_eq!(code, Some(2));
 }
