@@ -13,9 +13,13 @@
 //! key id and the mode only, and the header values it makes are marked sensitive (never
 //! indexed by HPACK, hidden from `Debug`).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crypto::signature::{RequestParts, SECRET_LEN_MIN, SigningKey, body_digest, sign_request};
+use crypto::signature::{
+    RequestParts, SECRET_LEN_MIN, Scope, SigningKey, body_digest, sign_request,
+};
 use http::{HeaderValue, Method};
 
 /// How requests authenticate (`--auth`).
@@ -46,6 +50,9 @@ pub enum KeyError {
          `gateway tenant create` prints); a shorter bearer key needs --auth bearer"
     )]
     SecretTooShort,
+    /// The operating system's random generator failed (nonces need it once per run).
+    #[error("the operating system's random number generator failed")]
+    Random,
 }
 
 /// A request could not be signed: a path or query the signature scheme refuses. The
@@ -64,6 +71,25 @@ pub struct SignError {
 pub struct Credentials {
     key_id: String,
     scheme: Scheme,
+    nonces: Arc<Nonces>,
+}
+
+/// Unique nonces without a system call per request: a random per-run prefix and a
+/// counter (the gateway refuses a key id and nonce it has seen within its window).
+struct Nonces {
+    prefix: String,
+    next: AtomicU64,
+}
+
+impl Nonces {
+    fn new() -> Result<Self, KeyError> {
+        let prefix = crypto::signature::random_nonce().map_err(|_| KeyError::Random)?;
+        Ok(Self { prefix: prefix[..16].to_owned(), next: AtomicU64::new(0) })
+    }
+
+    fn next(&self) -> String {
+        format!("{}{:016x}", self.prefix, self.next.fetch_add(1, Ordering::Relaxed))
+    }
 }
 
 #[derive(Clone)]
@@ -98,7 +124,7 @@ impl Credentials {
                 SigningKey::new(secret.as_bytes()).map_err(|_| KeyError::SecretTooShort)?,
             ),
         };
-        Ok(Credentials { key_id: key_id.to_owned(), scheme })
+        Ok(Credentials { key_id: key_id.to_owned(), scheme, nonces: Arc::new(Nonces::new()?) })
     }
 
     /// The key id.
@@ -156,8 +182,9 @@ impl Credentials {
         let body_sha256 = body_digest(body);
         let parts =
             RequestParts { method: method.as_str(), path, query, body_sha256: &body_sha256 };
-        let header = sign_request(key, &self.key_id, timestamp, &parts)
-            .map_err(|e| refuse(e.to_string()))?;
+        let nonce = self.nonces.next();
+        let scope = Scope { key_id: &self.key_id, timestamp, nonce: &nonce };
+        let header = sign_request(key, &scope, &parts).map_err(|e| refuse(e.to_string()))?;
         let mut value =
             HeaderValue::try_from(header.header_value()).map_err(|e| refuse(e.to_string()))?;
         value.set_sensitive(true);
@@ -223,10 +250,14 @@ mod tests {
         assert!(verifies(&value, "POST", "/v1/transfers", "", body));
         assert!(!verifies(&value, "POST", "/v1/transfers", "", b"{}"));
         assert!(
-            value.to_str().unwrap().starts_with(
-                "Protea-HMAC-SHA256 KeyId=pk_0123456789abcdef, Timestamp=1, Signature="
-            )
+            value
+                .to_str()
+                .unwrap()
+                .starts_with("Protea-HMAC-SHA256 KeyId=pk_0123456789abcdef, Timestamp=1, Nonce=")
         );
+        let again = credentials.authorization_at(&Method::POST, "/v1/transfers", body, 1).unwrap();
+        let nonce = |v: &HeaderValue| parse_authorization(v.to_str().unwrap()).unwrap().nonce;
+        assert_ne!(nonce(&value), nonce(&again), "every request has its own nonce");
     }
 
     #[test]
