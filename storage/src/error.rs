@@ -1,5 +1,9 @@
 //! The storage layer's errors. Every variant says whether a caller may retry; messages
 //! may carry paths and internal detail, so they go to logs, never to clients.
+//!
+//! A message never carries a secret, a session id, an operator's username or any other
+//! personal information: the variants about operators and sessions carry no payload, and
+//! [`StoreError::Invalid`] names only the rule that was broken.
 
 use std::path::PathBuf;
 
@@ -37,6 +41,32 @@ pub enum StoreError {
     /// A tenant with this name exists already.
     #[error("a tenant named {0:?} exists already")]
     TenantExists(String),
+    /// The record an operation needs does not exist (the payload names its kind:
+    /// `"tenant"`).
+    #[error("no such {0}")]
+    NotFound(&'static str),
+    /// An API key with this key id exists already (in any tenant).
+    #[error("an API key with this key id exists already")]
+    KeyExists,
+    /// The tenant already has [`crate::tenants::ACTIVE_KEYS_MAX`] active API keys: revoke
+    /// one before adding another.
+    #[error(
+        "the tenant already has {} active API keys; revoke one first",
+        crate::tenants::ACTIVE_KEYS_MAX
+    )]
+    TooManyKeys,
+    /// An operator with this username exists already (the username is not repeated: it
+    /// is personal information).
+    #[error("an operator with this username exists already")]
+    OperatorExists,
+    /// A session with this id is stored already, live, revoked or expired (the id is not
+    /// repeated: it is as good as a token).
+    #[error("a session with this id exists already")]
+    SessionExists,
+    /// A value given to the store breaks a rule of its record; the payload names the rule,
+    /// never the value.
+    #[error("invalid input: {0}")]
+    Invalid(&'static str),
 }
 
 impl StoreError {
@@ -57,6 +87,12 @@ impl StoreError {
             Self::Overloaded => "overloaded",
             Self::Migration(_) => "migration",
             Self::TenantExists(_) => "tenant_exists",
+            Self::NotFound(_) => "not_found",
+            Self::KeyExists => "key_exists",
+            Self::TooManyKeys => "too_many_keys",
+            Self::OperatorExists => "operator_exists",
+            Self::SessionExists => "session_exists",
+            Self::Invalid(_) => "invalid",
         }
     }
 }

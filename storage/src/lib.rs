@@ -3,18 +3,24 @@
 //! [`ledger`] holds the rules (pure, no I/O). Backends prefetch, call the ledger and
 //! persist its output; [`embedded`] is the default one, on a single redb file, and
 //! [`postgres`] is the production one (Aurora). [`Store`] and [`CoreStore`] give the
-//! gateway one face for both. [`tenants`] describes tenants and the digests of their API
-//! keys. [`secrets`] reads credentials from the environment, a file or AWS Secrets
-//! Manager, and re-reads them so that a rotation needs no restart. [`sessions`] keeps
-//! operator sessions in DynamoDB behind a Redis cache, so that a sign-out or revocation
-//! takes effect at once in every gateway process. [`ratelimit`] decides per-tenant rate
-//! limits (GCRA), in this process or across processes through Redis, falling back to
-//! local limits when Redis fails. This crate never sees HTTP types or wire formats, and
-//! never holds personal information.
+//! gateway one face for both. [`tenants`] describes tenants and their API keys (digests
+//! and sealed signing secrets); [`operators`] the people who administer the gateway
+//! (password hashes, sealed TOTP secrets, lock-out). [`secrets`] reads credentials from
+//! the environment, a file or AWS Secrets Manager, and re-reads them so that a rotation
+//! needs no restart. [`sessions`] keeps operator sessions in DynamoDB behind a Redis cache
+//! (or in the store itself where there is no AWS), so that a sign-out or revocation takes
+//! effect at once in every gateway process. [`ratelimit`] decides per-tenant rate limits
+//! (GCRA), in this process or across processes through Redis, falling back to local
+//! limits when Redis fails.
+//!
+//! This crate never sees HTTP types or wire formats, and never sees a secret in clear:
+//! signing and TOTP secrets arrive sealed by the gateway. The only personal information
+//! it holds is an operator's username, which it never logs or formats.
 
 pub mod embedded;
 mod error;
 pub mod ledger;
+pub mod operators;
 pub mod postgres;
 pub mod ratelimit;
 pub mod secrets;

@@ -1,11 +1,20 @@
-//! Fixed-layout little-endian encodings of accounts and transfers for the embedded store.
+//! Little-endian encodings of the embedded store's records: fixed layouts for accounts
+//! and transfers (the hot path), length-prefixed layouts for API keys, operators and
+//! sessions.
 //!
 //! Each record starts with a layout byte so the format can evolve. Decoding checks the
-//! length, the layout byte, the flag bits and the amount bounds, and reports corruption
-//! as an error: it never panics on stored bytes.
+//! length, the layout byte, flag bits, amount bounds, field sizes and text rules, and
+//! reports corruption as an error: it never panics on stored bytes. The security records
+//! hold sealed secrets and password hashes as opaque bytes; nothing here formats them.
 
 use crate::error::StoreError;
-use crate::ledger::{AMOUNT_MAX, Account, AccountFlags, Transfer, TransferFlags};
+use crate::ledger::{AMOUNT_MAX, Account, AccountFlags, TenantId, Transfer, TransferFlags};
+use crate::operators::{
+    FAILED_ATTEMPTS_MAX, Operator, PASSWORD_PHC_BYTES_MAX, Role, TOTP_SEALED_BYTES_MAX,
+    valid_username,
+};
+use crate::sessions::{FIELD_BYTES_MAX, Session};
+use crate::tenants::{ApiKeyInfo, ApiKeyRecord, SEALED_SECRET_BYTES_MAX};
 
 const LAYOUT_V1: u8 = 1;
 /// Bytes of an encoded account.
@@ -77,6 +86,160 @@ pub fn decode_transfer(bytes: &[u8]) -> Result<Transfer, StoreError> {
         timestamp: r.u64(),
     };
     Ok(transfer)
+}
+
+/// An API key as the embedded store keeps it: the cache's record and the listing's times.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredApiKey {
+    /// What the gateway's key cache holds.
+    pub record: ApiKeyRecord,
+    /// When the key was made (0 for a key upgraded from format 1).
+    pub created_at_s: u64,
+    /// When the key was revoked, if it was.
+    pub revoked_at_s: Option<u64>,
+}
+
+impl StoredApiKey {
+    /// The key as an administrator lists it.
+    pub fn info(&self) -> ApiKeyInfo {
+        ApiKeyInfo {
+            key_id: self.record.key_id.clone(),
+            tenant: self.record.tenant,
+            created_at_s: self.created_at_s,
+            revoked_at_s: self.revoked_at_s,
+        }
+    }
+}
+
+/// Bytes of a format-1 API key row: tenant (8 LE) and the secret's SHA-256 (32).
+pub const API_KEY_V0_LEN: usize = 8 + 32;
+
+/// Encodes an API key (its id is the table's key): layout byte, tenant (8), digest (32),
+/// created at (8), revoked flag (1) and time (8), sealed secret (2-byte length, bytes).
+pub fn encode_api_key(key: &StoredApiKey) -> Vec<u8> {
+    let mut w = VarWriter::new();
+    w.u64(key.record.tenant).put(&key.record.secret_digest).u64(key.created_at_s);
+    w.u8(u8::from(key.revoked_at_s.is_some())).u64(key.revoked_at_s.unwrap_or(0));
+    w.bytes(&key.record.sealed_secret);
+    w.finish()
+}
+
+/// Decodes the API key `key_id`.
+pub fn decode_api_key(key_id: &str, bytes: &[u8]) -> Result<StoredApiKey, StoreError> {
+    let mut r = VarReader::new(bytes, "api key")?;
+    let tenant: TenantId = r.u64()?;
+    let secret_digest = r.array::<32>()?;
+    let created_at_s = r.u64()?;
+    let revoked_at_s = r.optional_u64()?;
+    let sealed_secret = r.bytes(SEALED_SECRET_BYTES_MAX)?.to_vec();
+    r.finish()?;
+    let record = ApiKeyRecord { key_id: key_id.to_owned(), tenant, secret_digest, sealed_secret };
+    Ok(StoredApiKey { record, created_at_s, revoked_at_s })
+}
+
+/// Decodes a format-1 API key row (no layout byte): a key without a sealed secret, made
+/// at an unknown time (0), active.
+pub fn decode_api_key_v0(key_id: &str, bytes: &[u8]) -> Result<StoredApiKey, StoreError> {
+    let corrupt = || corrupt("format-1 api key", "length");
+    if bytes.len() != API_KEY_V0_LEN {
+        return Err(corrupt());
+    }
+    let (tenant, digest) = bytes.split_first_chunk::<8>().ok_or_else(corrupt)?;
+    let secret_digest: [u8; 32] = digest.try_into().map_err(|_| corrupt())?;
+    let tenant = TenantId::from_le_bytes(*tenant);
+    let record = ApiKeyRecord {
+        key_id: key_id.to_owned(),
+        tenant,
+        secret_digest,
+        sealed_secret: Vec::new(),
+    };
+    Ok(StoredApiKey { record, created_at_s: 0, revoked_at_s: None })
+}
+
+const OPERATOR_LOCKED: u8 = 1;
+const OPERATOR_DISABLED: u8 = 1 << 1;
+const OPERATOR_HAS_STEP: u8 = 1 << 2;
+const OPERATOR_STATE_BITS: u8 = OPERATOR_LOCKED | OPERATOR_DISABLED | OPERATOR_HAS_STEP;
+
+/// Encodes an operator: layout byte, id (8), role (1), state bits (1), failed attempts
+/// (4), last TOTP step (8), created at (8), then username, PHC string and sealed TOTP
+/// secret (each a 2-byte length and the bytes).
+pub fn encode_operator(op: &Operator) -> Vec<u8> {
+    let mut state = 0;
+    for (set, bit) in [
+        (op.locked, OPERATOR_LOCKED),
+        (op.disabled, OPERATOR_DISABLED),
+        (op.totp_last_step.is_some(), OPERATOR_HAS_STEP),
+    ] {
+        if set {
+            state |= bit;
+        }
+    }
+    let mut w = VarWriter::new();
+    w.u64(op.id).u8(op.role.to_byte()).u8(state).u32(op.failed_attempts);
+    w.u64(op.totp_last_step.unwrap_or(0)).u64(op.created_at_s);
+    w.bytes(op.username.as_bytes()).bytes(op.password_phc.as_bytes()).bytes(&op.totp_sealed);
+    w.finish()
+}
+
+/// Decodes an operator, checking its role, state bits, failure count and field rules.
+pub fn decode_operator(bytes: &[u8]) -> Result<Operator, StoreError> {
+    let record = "operator";
+    let mut r = VarReader::new(bytes, record)?;
+    let id = r.u64()?;
+    let role = Role::from_byte(r.u8()?).ok_or_else(|| corrupt(record, "role"))?;
+    let state = r.u8()?;
+    if state & !OPERATOR_STATE_BITS != 0 {
+        return Err(corrupt(record, "state"));
+    }
+    let failed_attempts = r.u32()?;
+    if failed_attempts > FAILED_ATTEMPTS_MAX {
+        return Err(corrupt(record, "failure count"));
+    }
+    let step = r.u64()?;
+    let created_at_s = r.u64()?;
+    let username = r.text(crate::operators::USERNAME_LEN_MAX)?.to_owned();
+    let password_phc = r.text(PASSWORD_PHC_BYTES_MAX)?.to_owned();
+    let totp_sealed = r.bytes(TOTP_SEALED_BYTES_MAX)?.to_vec();
+    r.finish()?;
+    if !valid_username(&username) {
+        return Err(corrupt(record, "username"));
+    }
+    Ok(Operator {
+        id,
+        username,
+        role,
+        password_phc,
+        totp_sealed,
+        failed_attempts,
+        locked: state & OPERATOR_LOCKED != 0,
+        disabled: state & OPERATOR_DISABLED != 0,
+        totp_last_step: (state & OPERATOR_HAS_STEP != 0).then_some(step),
+        created_at_s,
+    })
+}
+
+/// Encodes a session (its id is the table's key): layout byte, created at, last seen and
+/// expires at (8 each), revoked (1), then operator id and role (each a 2-byte length and
+/// the bytes).
+pub fn encode_session(session: &Session) -> Vec<u8> {
+    let mut w = VarWriter::new();
+    w.u64(session.created_at_s).u64(session.last_seen_s).u64(session.expires_at_s);
+    w.u8(u8::from(session.revoked));
+    w.bytes(session.operator_id.as_bytes()).bytes(session.role.as_bytes());
+    w.finish()
+}
+
+/// Decodes the session `id`.
+pub fn decode_session(id: &str, bytes: &[u8]) -> Result<Session, StoreError> {
+    let mut r = VarReader::new(bytes, "session")?;
+    let (created_at_s, last_seen_s, expires_at_s) = (r.u64()?, r.u64()?, r.u64()?);
+    let revoked = r.flag()?;
+    let operator_id = r.text(FIELD_BYTES_MAX)?.to_owned();
+    let role = r.text(FIELD_BYTES_MAX)?.to_owned();
+    r.finish()?;
+    let id = id.to_owned();
+    Ok(Session { id, operator_id, role, created_at_s, last_seen_s, expires_at_s, revoked })
 }
 
 fn corrupt(record: &str, what: &str) -> StoreError {
@@ -174,6 +337,128 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// A length-prefixed record under construction. Every length written was bounded by the
+/// record's rules before, so a field longer than a 2-byte length is a programmer error.
+struct VarWriter {
+    buf: Vec<u8>,
+}
+
+impl VarWriter {
+    fn new() -> Self {
+        Self { buf: vec![LAYOUT_V1] }
+    }
+
+    fn put(&mut self, bytes: &[u8]) -> &mut Self {
+        self.buf.extend_from_slice(bytes);
+        self
+    }
+
+    fn u8(&mut self, v: u8) -> &mut Self {
+        self.put(&[v])
+    }
+
+    fn u32(&mut self, v: u32) -> &mut Self {
+        self.put(&v.to_le_bytes())
+    }
+
+    fn u64(&mut self, v: u64) -> &mut Self {
+        self.put(&v.to_le_bytes())
+    }
+
+    /// A 2-byte length, then the bytes.
+    fn bytes(&mut self, bytes: &[u8]) -> &mut Self {
+        let len = u16::try_from(bytes.len()).expect("record fields are bounded below 64 KiB");
+        self.put(&len.to_le_bytes()).put(bytes)
+    }
+
+    fn finish(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.buf)
+    }
+}
+
+/// Reads a length-prefixed record, every read checked against the end.
+struct VarReader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+    record: &'static str,
+}
+
+impl<'a> VarReader<'a> {
+    fn new(bytes: &'a [u8], record: &'static str) -> Result<Self, StoreError> {
+        match bytes.first() {
+            Some(&LAYOUT_V1) => Ok(Self { bytes, at: 1, record }),
+            Some(_) => Err(corrupt(record, "layout byte")),
+            None => Err(corrupt(record, "length")),
+        }
+    }
+
+    fn take(&mut self, len: usize) -> Result<&'a [u8], StoreError> {
+        let end = self.at.checked_add(len).filter(|end| *end <= self.bytes.len());
+        let end = end.ok_or_else(|| corrupt(self.record, "length"))?;
+        let taken = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(taken)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], StoreError> {
+        let record = self.record;
+        self.take(N)?.try_into().map_err(|_| corrupt(record, "length"))
+    }
+
+    fn u8(&mut self) -> Result<u8, StoreError> {
+        Ok(self.array::<1>()?[0])
+    }
+
+    fn u16(&mut self) -> Result<u16, StoreError> {
+        Ok(u16::from_le_bytes(self.array()?))
+    }
+
+    fn u32(&mut self) -> Result<u32, StoreError> {
+        Ok(u32::from_le_bytes(self.array()?))
+    }
+
+    fn u64(&mut self) -> Result<u64, StoreError> {
+        Ok(u64::from_le_bytes(self.array()?))
+    }
+
+    fn flag(&mut self) -> Result<bool, StoreError> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(corrupt(self.record, "flag")),
+        }
+    }
+
+    /// A flag and a u64 that must be 0 when the flag is clear.
+    fn optional_u64(&mut self) -> Result<Option<u64>, StoreError> {
+        let (present, value) = (self.flag()?, self.u64()?);
+        match (present, value) {
+            (true, value) => Ok(Some(value)),
+            (false, 0) => Ok(None),
+            (false, _) => Err(corrupt(self.record, "optional field")),
+        }
+    }
+
+    /// A 2-byte length, at most `len_max`, then the bytes.
+    fn bytes(&mut self, len_max: usize) -> Result<&'a [u8], StoreError> {
+        let len = usize::from(self.u16()?);
+        if len > len_max {
+            return Err(corrupt(self.record, "field length"));
+        }
+        self.take(len)
+    }
+
+    fn text(&mut self, len_max: usize) -> Result<&'a str, StoreError> {
+        let record = self.record;
+        std::str::from_utf8(self.bytes(len_max)?).map_err(|_| corrupt(record, "text"))
+    }
+
+    /// Refuses trailing bytes.
+    fn finish(&self) -> Result<(), StoreError> {
+        if self.at == self.bytes.len() { Ok(()) } else { Err(corrupt(self.record, "length")) }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,6 +503,91 @@ mod tests {
     #[test]
     fn transfer_round_trips() {
         assert_eq!(decode_transfer(&encode_transfer(&transfer())).unwrap(), transfer());
+    }
+
+    fn api_key() -> StoredApiKey {
+        let record = ApiKeyRecord {
+            key_id: "pk_a".into(),
+            tenant: 3,
+            secret_digest: [5; 32],
+            sealed_secret: vec![6; SEALED_SECRET_BYTES_MAX],
+        };
+        StoredApiKey { record, created_at_s: 1_900_000_000, revoked_at_s: Some(1_900_000_001) }
+    }
+
+    fn operator() -> Operator {
+        Operator {
+            id: 12,
+            username: "ada.l".into(),
+            role: Role::InformationOfficer,
+            password_phc: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+            totp_sealed: vec![1; 44],
+            failed_attempts: FAILED_ATTEMPTS_MAX,
+            locked: true,
+            disabled: false,
+            totp_last_step: Some(0),
+            created_at_s: 7,
+        }
+    }
+
+    fn session() -> Session {
+        let mut session = Session::new("0123456789abcdef", "12", "admin", 1_900_000_000);
+        session.revoked = true;
+        session
+    }
+
+    #[test]
+    fn security_records_round_trip() {
+        let key = api_key();
+        assert_eq!(decode_api_key("pk_a", &encode_api_key(&key)).unwrap(), key);
+        let active = StoredApiKey { revoked_at_s: None, ..api_key() };
+        assert_eq!(decode_api_key("pk_a", &encode_api_key(&active)).unwrap(), active);
+        assert_eq!(decode_operator(&encode_operator(&operator())).unwrap(), operator());
+        let fresh = Operator { totp_last_step: None, locked: false, disabled: true, ..operator() };
+        assert_eq!(decode_operator(&encode_operator(&fresh)).unwrap(), fresh);
+        let id = session().id;
+        assert_eq!(decode_session(&id, &encode_session(&session())).unwrap(), session());
+    }
+
+    #[test]
+    fn format_1_api_keys_decode_without_a_sealed_secret() {
+        let mut row = 9u64.to_le_bytes().to_vec();
+        row.extend_from_slice(&[4; 32]);
+        let key = decode_api_key_v0("pk_old", &row).unwrap();
+        assert_eq!((key.record.tenant, key.record.secret_digest), (9, [4; 32]));
+        assert!(key.record.sealed_secret.is_empty() && key.revoked_at_s.is_none());
+        assert!(decode_api_key_v0("pk_old", &row[..39]).is_err());
+    }
+
+    #[test]
+    fn corrupt_security_records_are_reported_not_panicked() {
+        let key = encode_api_key(&api_key());
+        for cut in 0..key.len() {
+            assert!(decode_api_key("pk_a", &key[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut trailing = key.clone();
+        trailing.push(0);
+        assert!(decode_api_key("pk_a", &trailing).is_err());
+        let mut bad_flag = key;
+        bad_flag[1 + 8 + 32 + 8] = 2;
+        assert!(decode_api_key("pk_a", &bad_flag).is_err());
+        let op = encode_operator(&operator());
+        for cut in 0..op.len() {
+            assert!(decode_operator(&op[..cut]).is_err(), "cut at {cut}");
+        }
+        let edits: [(usize, u8); 4] = [(0, 2), (9, 0), (10, 0xf0), (11, 11)];
+        for (at, value) in edits {
+            let mut bad = op.clone();
+            bad[at] = value;
+            assert!(decode_operator(&bad).is_err(), "byte {at} = {value}");
+        }
+        let mut bad_name = operator();
+        bad_name.username = "Ada".into();
+        assert!(decode_operator(&encode_operator(&bad_name)).is_err());
+        let session = encode_session(&session());
+        for cut in 0..session.len() {
+            assert!(decode_session("0123456789abcdef", &session[..cut]).is_err());
+        }
     }
 
     #[test]

@@ -4,11 +4,19 @@
 //! thread ([`writer`]) commits every batch from every core, fsynced before any result is
 //! returned; reads run on the caller's thread in redb read transactions (MVCC, so they
 //! never wait for the writer). Opening checks the format version and that money is
-//! conserved in every ledger of every tenant, and refuses to start otherwise.
-//! One process at a time: redb locks the file.
+//! conserved in every ledger of every tenant, and refuses to start otherwise (a format-1
+//! store is upgraded in place first). One process at a time: redb locks the file.
+//!
+//! Besides the ledger it keeps tenants and their API keys ([`tenants`]), operators
+//! ([`operators`]) and operator sessions ([`sessions`]); their writes go through the same
+//! writer as control jobs ([`Embedded::write`]), their reads run on the caller's thread.
+//! It never sees a secret in clear and never logs a record's contents.
 
 mod codec;
+mod operators;
+mod sessions;
 mod tables;
+mod tenants;
 mod writer;
 
 use std::collections::HashMap;
@@ -18,16 +26,19 @@ use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use redb::{Database, DatabaseError, ReadableDatabase, ReadableTable};
+use redb::{
+    Database, DatabaseError, ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction,
+};
 use tokio::sync::oneshot;
 
 use crate::error::StoreError;
 use crate::ledger::{Account, Event, Key, Outcome, TenantId, Transfer};
-use crate::tenants::{ApiKeyRecord, NewTenant, Tenant};
 use codec::{decode_account, decode_transfer};
 use tables::{
-    ACCOUNT_TRANSFERS, ACCOUNTS, API_KEYS, FAILURES, FORMAT_VERSION, META, META_FORMAT,
-    META_TIMESTAMP_LAST, PENDING_EXPIRIES, PENDING_STATUSES, TENANT_NAMES, TENANTS, TRANSFERS,
+    ACCOUNT_TRANSFERS, ACCOUNTS, API_KEYS, FAILURES, FORMAT_VERSION, FORMAT_VERSION_1, META,
+    META_FORMAT, META_TIMESTAMP_LAST, OPERATOR_NAMES, OPERATOR_SESSIONS, OPERATORS,
+    PENDING_EXPIRIES, PENDING_STATUSES, SESSION_EXPIRIES, SESSIONS, TENANT_KEYS, TENANT_NAMES,
+    TENANTS, TRANSFERS,
 };
 use writer::{Job, WriterSettings};
 
@@ -107,11 +118,31 @@ impl Embedded {
         outcome.await.map_err(|_| StoreError::Closed)?
     }
 
-    /// Creates a tenant with its first API key.
-    pub async fn create_tenant(&self, new: NewTenant) -> Result<Tenant, StoreError> {
+    /// Runs `f` on the writer thread in a write transaction of its own, committed (fsynced)
+    /// when `f` succeeds and aborted when it fails; the result arrives after the commit.
+    /// A full writer queue is [`StoreError::Overloaded`], a stopped writer
+    /// [`StoreError::Closed`].
+    pub(crate) async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&WriteTransaction) -> Result<T, StoreError> + Send + 'static,
+    {
         let (reply, outcome) = oneshot::channel();
-        self.send(Job::CreateTenant(new, reply))?;
+        let control = move |db: &Database| {
+            let _ = reply.send(writer::in_transaction(db, f));
+        };
+        self.send(Job::Control(Box::new(control)))?;
         outcome.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Runs `f` in a read transaction on the caller's thread (it never waits for the
+    /// writer).
+    pub(crate) fn read<T>(
+        &self,
+        f: impl FnOnce(&ReadTransaction) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let txn = self.db.begin_read().map_err(StoreError::from)?;
+        f(&txn)
     }
 
     fn send(&self, job: Job) -> Result<(), StoreError> {
@@ -174,30 +205,6 @@ impl Embedded {
         Ok(Some(page))
     }
 
-    /// Every API key, to fill the gateway's in-memory cache.
-    pub fn api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
-        let txn = self.db.begin_read().map_err(StoreError::from)?;
-        let table = txn.open_table(API_KEYS)?;
-        let mut keys = Vec::new();
-        for entry in table.iter()? {
-            let (key_id, value) = entry?;
-            keys.push(decode_api_key(key_id.value(), value.value())?);
-        }
-        Ok(keys)
-    }
-
-    /// Every tenant.
-    pub fn tenants(&self) -> Result<Vec<Tenant>, StoreError> {
-        let txn = self.db.begin_read().map_err(StoreError::from)?;
-        let table = txn.open_table(TENANTS)?;
-        let mut tenants = Vec::new();
-        for entry in table.iter()? {
-            let (id, name) = entry?;
-            tenants.push(Tenant { id: id.value(), name: name.value().to_owned() });
-        }
-        Ok(tenants)
-    }
-
     /// The newest timestamp the ledger has given out (no record created later has one at
     /// or below it).
     pub fn timestamp_last(&self) -> Result<u64, StoreError> {
@@ -238,23 +245,48 @@ fn initialise(db: &Database) -> Result<u64, StoreError> {
         txn.open_table(TENANTS)?;
         txn.open_table(TENANT_NAMES)?;
         txn.open_table(API_KEYS)?;
-        let mut meta = txn.open_table(META)?;
-        let format = meta.get(META_FORMAT)?.map(|v| v.value());
-        match format {
-            None => {
-                meta.insert(META_FORMAT, FORMAT_VERSION)?;
-            }
-            Some(FORMAT_VERSION) => {}
-            Some(other) => {
-                return Err(StoreError::Corrupt(format!(
-                    "database format {other}, this build reads {FORMAT_VERSION}"
-                )));
-            }
-        }
-        meta.get(META_TIMESTAMP_LAST)?.map_or(0, |v| v.value())
+        txn.open_table(TENANT_KEYS)?;
+        txn.open_table(OPERATORS)?;
+        txn.open_table(OPERATOR_NAMES)?;
+        txn.open_table(SESSIONS)?;
+        txn.open_table(SESSION_EXPIRIES)?;
+        txn.open_table(OPERATOR_SESSIONS)?;
+        let format = txn.open_table(META)?.get(META_FORMAT)?.map(|v| v.value());
+        check_format(&txn, format)?;
+        txn.open_table(META)?.get(META_TIMESTAMP_LAST)?.map_or(0, |v| v.value())
     };
     txn.commit()?;
     Ok(timestamp_last)
+}
+
+/// Stamps a new store with [`FORMAT_VERSION`], upgrades a format-1 store in place (in the
+/// opening transaction, so an upgrade is whole or not at all), and refuses any other.
+fn check_format(txn: &WriteTransaction, format: Option<u64>) -> Result<(), StoreError> {
+    match format {
+        Some(FORMAT_VERSION) => return Ok(()),
+        None => {}
+        Some(FORMAT_VERSION_1) => {
+            let upgraded = tenants::upgrade_from_format_1(txn)?;
+            tracing::info!(api_keys = upgraded, "embedded store upgraded from format 1 to 2");
+        }
+        Some(other) => {
+            return Err(StoreError::Corrupt(format!(
+                "database format {other}, this build reads {FORMAT_VERSION_1} and {FORMAT_VERSION}"
+            )));
+        }
+    }
+    txn.open_table(META)?.insert(META_FORMAT, FORMAT_VERSION)?;
+    Ok(())
+}
+
+/// Advances the named counter in `META` and returns its new value: ids start at 1.
+fn next_id(txn: &WriteTransaction, counter: &str) -> Result<u64, StoreError> {
+    let mut meta = txn.open_table(META)?;
+    let last = meta.get(counter)?.map_or(0, |v| v.value());
+    let id =
+        last.checked_add(1).ok_or_else(|| StoreError::Invariant(format!("{counter} overflow")))?;
+    meta.insert(counter, id)?;
+    Ok(id)
 }
 
 #[derive(Default)]
@@ -287,15 +319,4 @@ fn check_conservation(db: &Database) -> Result<(), StoreError> {
         }
     }
     Ok(())
-}
-
-fn decode_api_key(key_id: &str, value: &[u8]) -> Result<ApiKeyRecord, StoreError> {
-    let corrupt = || StoreError::Corrupt("api key record".into());
-    let (tenant, digest) = value.split_first_chunk::<8>().ok_or_else(corrupt)?;
-    let secret_digest: [u8; 32] = digest.try_into().map_err(|_| corrupt())?;
-    Ok(ApiKeyRecord {
-        key_id: key_id.to_owned(),
-        tenant: TenantId::from_le_bytes(*tenant),
-        secret_digest,
-    })
 }

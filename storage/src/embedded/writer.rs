@@ -6,6 +6,12 @@
 //! the commit returned, so an acknowledged transfer is on disk. A failed commit writes
 //! nothing and fails every batch in it. The writer never blocks a core's runtime: cores
 //! wait on a oneshot channel, not on the disk.
+//!
+//! Everything else the store writes (tenants, API keys, operators, sessions) arrives as
+//! one generic [`Job::Control`]: a closure the writer runs in a write transaction of its
+//! own after the batches it took with it, so that a read-check-write (counting a tenant's
+//! active keys, refusing a used TOTP step) is atomic without any lock. A control job never
+//! shares a transaction with a ledger batch, so its failure fails nothing else.
 
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::Duration;
@@ -15,12 +21,11 @@ use tokio::sync::oneshot;
 
 use super::codec::{decode_account, decode_transfer, encode_account, encode_transfer};
 use super::tables::{
-    ACCOUNT_TRANSFERS, ACCOUNTS, API_KEYS, FAILURES, META, META_TENANT_LAST, META_TIMESTAMP_LAST,
-    PENDING_EXPIRIES, PENDING_STATUSES, TENANT_NAMES, TENANTS, TRANSFERS,
+    ACCOUNT_TRANSFERS, ACCOUNTS, FAILURES, META, META_TIMESTAMP_LAST, PENDING_EXPIRIES,
+    PENDING_STATUSES, TRANSFERS,
 };
 use crate::error::StoreError;
 use crate::ledger::{self, Changes, Event, Key, Outcome, PendingStatus, ResultCode, State};
-use crate::tenants::{NewTenant, Tenant};
 
 /// Reply channel of a batch.
 pub type BatchReply = oneshot::Sender<Result<Vec<Outcome>, StoreError>>;
@@ -39,8 +44,9 @@ struct Collected {
 pub enum Job {
     /// Apply and commit a batch of events.
     Batch(Vec<Event>, BatchReply),
-    /// Create a tenant with its first API key.
-    CreateTenant(NewTenant, oneshot::Sender<Result<Tenant, StoreError>>),
+    /// Run a closure on the writer thread; it opens its own write transaction (see
+    /// [`in_transaction`]) and replies through a channel of its own.
+    Control(Box<dyn FnOnce(&Database) + Send>),
     /// Finish the jobs queued before this one, then stop.
     Shutdown,
 }
@@ -268,29 +274,28 @@ impl<'txn> LedgerTables<'txn> {
 }
 
 fn run_control(db: &Database, job: Job) {
-    if let Job::CreateTenant(new, reply) = job {
-        let _ = reply.send(create_tenant(db, &new));
+    if let Job::Control(control) = job {
+        control(db);
     }
 }
 
-fn create_tenant(db: &Database, new: &NewTenant) -> Result<Tenant, StoreError> {
-    let name = new.name.as_str();
+/// Runs `f` in one write transaction: committed (fsynced) when `f` succeeds, aborted
+/// (nothing written) when it fails.
+pub fn in_transaction<T>(
+    db: &Database,
+    f: impl FnOnce(&WriteTransaction) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
     let txn = db.begin_write()?;
-    let tenant = {
-        let mut names = txn.open_table(TENANT_NAMES)?;
-        if names.get(name)?.is_some() {
-            return Err(StoreError::TenantExists(name.to_owned()));
+    match f(&txn) {
+        Ok(value) => {
+            txn.commit()?;
+            Ok(value)
         }
-        let mut meta = txn.open_table(META)?;
-        let id = meta.get(META_TENANT_LAST)?.map_or(0, |v| v.value()) + 1;
-        meta.insert(META_TENANT_LAST, id)?;
-        names.insert(name, id)?;
-        txn.open_table(TENANTS)?.insert(id, name)?;
-        let mut value = id.to_le_bytes().to_vec();
-        value.extend_from_slice(&new.secret_digest);
-        txn.open_table(API_KEYS)?.insert(new.key_id.as_str(), value.as_slice())?;
-        Tenant { id, name: name.to_owned() }
-    };
-    txn.commit()?;
-    Ok(tenant)
+        Err(error) => {
+            if let Err(abort) = txn.abort() {
+                tracing::error!(%abort, "aborting a failed control transaction failed too");
+            }
+            Err(error)
+        }
+    }
 }

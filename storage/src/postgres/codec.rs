@@ -1,6 +1,8 @@
-//! Conversions between PostgreSQL rows and ledger types, and the column arrays the
-//! flush writes with `UNNEST`. Every value read is range-checked: a row that does not fit
-//! the ledger's types is reported as corrupt, never truncated or unwrapped.
+//! Conversions between PostgreSQL rows and the store's types (ledger records, tenants, API
+//! keys, operators, sessions), and the column arrays the flush writes with `UNNEST`.
+//! Every value read is range-checked: a row that does not fit the store's types is
+//! reported as corrupt, never truncated or unwrapped. Nothing here formats a secret, a
+//! username or a session id, not even in an error.
 
 use std::collections::HashSet;
 
@@ -11,6 +13,12 @@ use crate::error::StoreError;
 use crate::ledger::{
     Account, AccountFlags, Changes, Key, PendingStatus, ResultCode, State, Transfer, TransferFlags,
 };
+use crate::operators::{
+    FAILED_ATTEMPTS_MAX, Operator, PASSWORD_PHC_BYTES_MAX, Role, TOTP_SEALED_BYTES_MAX,
+    valid_username,
+};
+use crate::sessions::{FIELD_BYTES_MAX, Session};
+use crate::tenants::{ApiKeyInfo, ApiKeyRecord, SEALED_SECRET_BYTES_MAX, Tenant};
 
 /// A driver error, with the server's SQLSTATE and message.
 pub fn db(error: tokio_postgres::Error) -> StoreError {
@@ -54,7 +62,8 @@ fn get<'a, T: tokio_postgres::types::FromSql<'a>>(
     row.try_get(index).map_err(|e| StoreError::Corrupt(format!("postgres row: {e}")))
 }
 
-fn u64_at(row: &Row, index: usize, what: &str) -> Result<u64, StoreError> {
+/// The bigint at `index` as a u64 (`what` names it in the error).
+pub fn u64_at(row: &Row, index: usize, what: &str) -> Result<u64, StoreError> {
     u64::try_from(get::<i64>(row, index)?).map_err(|_| corrupt(what))
 }
 
@@ -119,6 +128,89 @@ pub fn failure_row(row: &Row) -> Result<(Key, ResultCode), StoreError> {
 pub fn status_row(row: &Row) -> Result<(Key, PendingStatus), StoreError> {
     let status = u8::try_from(get::<i16>(row, 2)?).ok().and_then(PendingStatus::from_byte);
     Ok((key_at(row)?, status.ok_or_else(|| corrupt("pending status"))?))
+}
+
+fn optional_u64_at(row: &Row, index: usize, what: &str) -> Result<Option<u64>, StoreError> {
+    let value = get::<Option<i64>>(row, index)?;
+    value.map(|v| u64::try_from(v).map_err(|_| corrupt(what))).transpose()
+}
+
+fn bytes_at(row: &Row, index: usize, len_max: usize, what: &str) -> Result<Vec<u8>, StoreError> {
+    let bytes = get::<Option<&[u8]>>(row, index)?.unwrap_or_default();
+    if bytes.len() > len_max {
+        return Err(corrupt(what));
+    }
+    Ok(bytes.to_vec())
+}
+
+fn text_at(row: &Row, index: usize, len_max: usize, what: &str) -> Result<String, StoreError> {
+    let text = get::<&str>(row, index)?;
+    if text.is_empty() || text.len() > len_max {
+        return Err(corrupt(what));
+    }
+    Ok(text.to_owned())
+}
+
+/// A `tenants` row: id, name.
+pub fn tenant_row(row: &Row) -> Result<Tenant, StoreError> {
+    Ok(Tenant { id: u64_at(row, 0, "tenant id")?, name: get(row, 1)? })
+}
+
+/// An `api_keys` row (columns in `sql::API_KEYS` order); a key without a sealed secret
+/// (made before migration 3) has an empty one.
+pub fn api_key_row(row: &Row) -> Result<ApiKeyRecord, StoreError> {
+    let digest: &[u8] = get(row, 2)?;
+    Ok(ApiKeyRecord {
+        key_id: get(row, 0)?,
+        tenant: u64_at(row, 1, "tenant id")?,
+        secret_digest: digest.try_into().map_err(|_| corrupt("api key digest length"))?,
+        sealed_secret: bytes_at(row, 3, SEALED_SECRET_BYTES_MAX, "sealed secret length")?,
+    })
+}
+
+/// An `api_keys` row as listed (columns in `sql::API_KEY_INFOS` order).
+pub fn api_key_info_row(row: &Row) -> Result<ApiKeyInfo, StoreError> {
+    Ok(ApiKeyInfo {
+        key_id: get(row, 0)?,
+        tenant: u64_at(row, 1, "tenant id")?,
+        created_at_s: u64_at(row, 2, "key created_at")?,
+        revoked_at_s: optional_u64_at(row, 3, "key revoked_at")?,
+    })
+}
+
+/// An `operators` row (columns in `sql::OPERATORS` order).
+pub fn operator_row(row: &Row) -> Result<Operator, StoreError> {
+    let username: String = get(row, 1)?;
+    if !valid_username(&username) {
+        return Err(corrupt("operator username"));
+    }
+    let role = Role::parse(get(row, 2)?).ok_or_else(|| corrupt("operator role"))?;
+    let failed = u32::try_from(get::<i32>(row, 5)?).ok().filter(|n| *n <= FAILED_ATTEMPTS_MAX);
+    Ok(Operator {
+        id: u64_at(row, 0, "operator id")?,
+        username,
+        role,
+        password_phc: text_at(row, 3, PASSWORD_PHC_BYTES_MAX, "operator password")?,
+        totp_sealed: bytes_at(row, 4, TOTP_SEALED_BYTES_MAX, "operator totp")?,
+        failed_attempts: failed.ok_or_else(|| corrupt("operator failure count"))?,
+        locked: get(row, 6)?,
+        disabled: get(row, 7)?,
+        totp_last_step: optional_u64_at(row, 8, "operator totp step")?,
+        created_at_s: u64_at(row, 9, "operator created_at")?,
+    })
+}
+
+/// An `operator_sessions` row (columns in `sql::SESSION_BY_ID` order).
+pub fn session_row(row: &Row) -> Result<Session, StoreError> {
+    Ok(Session {
+        id: get(row, 0)?,
+        operator_id: text_at(row, 1, FIELD_BYTES_MAX, "session operator_id")?,
+        role: text_at(row, 2, FIELD_BYTES_MAX, "session role")?,
+        created_at_s: u64_at(row, 3, "session created_at")?,
+        last_seen_s: u64_at(row, 4, "session last_seen")?,
+        expires_at_s: u64_at(row, 5, "session expires_at")?,
+        revoked: get(row, 6)?,
+    })
 }
 
 /// Columns of new accounts.

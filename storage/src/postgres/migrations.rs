@@ -30,6 +30,7 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "timestamp_sequence",
         sql: include_str!("migrations/0002_timestamp_sequence.sql"),
     },
+    Migration { version: 3, name: "security", sql: include_str!("migrations/0003_security.sql") },
 ];
 
 /// The advisory lock key that serialises migrations ("protea" in ASCII).
@@ -53,29 +54,47 @@ pub struct MigrationReport {
 /// Applies every pending migration. Holds the advisory lock for the duration and
 /// releases it whatever happens.
 pub async fn migrate(client: &mut Client) -> Result<MigrationReport, StoreError> {
+    migrate_to(client, latest_version()).await
+}
+
+/// Applies the pending migrations up to `target` and no further (what a test of an upgrade
+/// needs: a database as an older build left it). A database already past `target` is left
+/// as it is; a `target` this build does not know is refused.
+pub async fn migrate_to(client: &mut Client, target: i32) -> Result<MigrationReport, StoreError> {
+    if !(0..=latest_version()).contains(&target) {
+        return Err(StoreError::Migration(format!(
+            "no schema version {target} in this build (it knows 1 to {})",
+            latest_version()
+        )));
+    }
     client.execute("SELECT pg_advisory_lock($1)", &[&ADVISORY_LOCK_KEY]).await.map_err(db)?;
-    let result = migrate_locked(client).await;
+    let result = migrate_locked(client, target).await;
     let unlocked = client.execute("SELECT pg_advisory_unlock($1)", &[&ADVISORY_LOCK_KEY]).await;
     let report = result?;
     unlocked.map_err(db)?;
     Ok(report)
 }
 
-async fn migrate_locked(client: &mut Client) -> Result<MigrationReport, StoreError> {
+/// The newest version this build knows.
+fn latest_version() -> i32 {
+    MIGRATIONS.last().map_or(0, |m| m.version)
+}
+
+async fn migrate_locked(client: &mut Client, target: i32) -> Result<MigrationReport, StoreError> {
     client.batch_execute(CREATE_VERSIONS_TABLE).await.map_err(db)?;
     let current = current_version(client).await?;
-    let latest = MIGRATIONS.last().map_or(0, |m| m.version);
+    let latest = latest_version();
     if current > latest {
         return Err(StoreError::Migration(format!(
             "the database schema is version {current}, newer than this build's {latest}"
         )));
     }
     let mut applied = Vec::new();
-    for migration in MIGRATIONS.iter().filter(|m| m.version > current) {
+    for migration in MIGRATIONS.iter().filter(|m| m.version > current && m.version <= target) {
         apply(client, migration).await?;
         applied.push(migration.version);
     }
-    Ok(MigrationReport { applied, version: latest })
+    Ok(MigrationReport { applied, version: current.max(target) })
 }
 
 /// The newest applied version, 0 for an empty database.

@@ -1,15 +1,21 @@
 //! The PostgreSQL backend (Amazon Aurora PostgreSQL in production).
 //!
 //! The schema, as versioned migrations embedded in the binary ([`migrations`]); the
-//! batched flush of ADR 0005 ([`flush`]); the reads ([`reads`]); and the store as a
-//! gateway runs it, per process and per core ([`store`]). Connections, TLS and per-core
-//! pools come from `pool::pg`. This module never holds personal information and never
-//! sees HTTP types.
+//! batched flush of ADR 0005 ([`flush`]); the ledger reads ([`reads`]); tenants and API
+//! keys, operators and operator sessions (`keys`, `operators`, `sessions`, on a core's
+//! pool or the admin connection through `conn`); and the store as a gateway runs it, per
+//! process and per core ([`store`]). Connections, TLS and per-core pools come from
+//! `pool::pg`. This module never sees HTTP types or a secret in clear; the only personal
+//! information it holds is an operator's username, which it never logs.
 
 mod codec;
+mod conn;
 pub mod flush;
+mod keys;
 pub mod migrations;
+mod operators;
 pub mod reads;
+mod sessions;
 mod sql;
 pub mod store;
 

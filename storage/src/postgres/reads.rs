@@ -1,6 +1,6 @@
-//! Reads outside the flush: accounts, transfers and account history for the API, and
-//! tenants and API-key digests for the gateway's caches. Each takes a client the caller
-//! owns; statements are prepared once per pooled connection (`prepare_cached`).
+//! Reads outside the flush: accounts, transfers and account history for the API (tenants
+//! and API keys are `keys`'). Each takes a client the caller owns; statements are
+//! prepared once per pooled connection (`prepare_cached`).
 //!
 //! Nothing here writes the ledger's tables or takes a row lock.
 
@@ -10,7 +10,6 @@ use super::codec::{account_row, db, i64_of, transfer_row, uuid};
 use super::sql;
 use crate::error::StoreError;
 use crate::ledger::{Account, Key, Transfer};
-use crate::tenants::{ApiKeyRecord, Tenant};
 
 /// The account `key`, if it exists.
 pub async fn account(
@@ -61,32 +60,4 @@ pub async fn account_transfers(
     }
     let page = rows.iter().map(|row| transfer_row(row).map(|(_, t)| t));
     page.collect::<Result<Vec<_>, _>>().map(Some)
-}
-
-/// Every tenant.
-pub async fn tenants(client: &tokio_postgres::Client) -> Result<Vec<Tenant>, StoreError> {
-    let rows = client.query(sql::TENANTS, &[]).await.map_err(db)?;
-    let tenant = |row: &tokio_postgres::Row| -> Result<Tenant, StoreError> {
-        let id: i64 = row.try_get(0).map_err(db)?;
-        let id = u64::try_from(id).map_err(|_| StoreError::Corrupt("tenant id".into()))?;
-        Ok(Tenant { id, name: row.try_get(1).map_err(db)? })
-    };
-    rows.iter().map(tenant).collect()
-}
-
-/// Every API key's id, tenant and secret digest.
-pub async fn api_keys(client: &tokio_postgres::Client) -> Result<Vec<ApiKeyRecord>, StoreError> {
-    let rows = client.query(sql::API_KEYS, &[]).await.map_err(db)?;
-    let key = |row: &tokio_postgres::Row| -> Result<ApiKeyRecord, StoreError> {
-        let tenant: i64 = row.try_get(1).map_err(db)?;
-        let digest: &[u8] = row.try_get(2).map_err(db)?;
-        Ok(ApiKeyRecord {
-            key_id: row.try_get(0).map_err(db)?,
-            tenant: u64::try_from(tenant).map_err(|_| StoreError::Corrupt("tenant id".into()))?,
-            secret_digest: digest
-                .try_into()
-                .map_err(|_| StoreError::Corrupt("api key digest length".into()))?,
-        })
-    };
-    rows.iter().map(key).collect()
 }

@@ -1,4 +1,7 @@
-//! The SQL of the flush (ADR 0005) and of the reads, prepared once per connection.
+//! The SQL of the flush (ADR 0005), of the reads, and of tenants, API keys, operators and
+//! sessions (migration 0003), prepared once per connection. Statements take and return
+//! the security records' times as whole Unix seconds: `to_timestamp($n::bigint)` in,
+//! `floor(extract(epoch FROM ...))::bigint` out.
 
 use std::sync::LazyLock;
 
@@ -69,15 +72,134 @@ pub static ACCOUNT_TRANSFERS: LazyLock<String> = LazyLock::new(|| {
 /// Every tenant.
 pub const TENANTS: &str = "SELECT id, name FROM tenants ORDER BY id";
 
-/// Every API key.
-pub const API_KEYS: &str = "SELECT key_id, tenant_id, secret_digest FROM api_keys";
+/// One tenant by id.
+pub const TENANT_BY_ID: &str = "SELECT id, name FROM tenants WHERE id = $1";
+
+/// One tenant by name.
+pub const TENANT_BY_NAME: &str = "SELECT id, name FROM tenants WHERE name = $1";
+
+/// Locks a tenant's row until COMMIT, so that its active keys are counted and added by
+/// one transaction at a time.
+pub const LOCK_TENANT: &str = "SELECT id FROM tenants WHERE id = $1 FOR UPDATE";
+
+/// Every active API key (for the key cache).
+pub const API_KEYS: &str = "SELECT key_id, tenant_id, secret_digest, sealed_secret FROM api_keys
+WHERE revoked_at IS NULL ORDER BY key_id";
+
+/// How many active keys a tenant has.
+pub const COUNT_ACTIVE_KEYS: &str =
+    "SELECT count(*) FROM api_keys WHERE tenant_id = $1 AND revoked_at IS NULL";
+
+/// Every key of a tenant, active and revoked, oldest first.
+pub const API_KEY_INFOS: &str = "
+SELECT key_id, tenant_id, floor(extract(epoch FROM created_at))::bigint AS created_at_s,
+       floor(extract(epoch FROM revoked_at))::bigint
+FROM api_keys WHERE tenant_id = $1 ORDER BY created_at_s, key_id";
 
 /// A new tenant.
 pub const INSERT_TENANT: &str = "INSERT INTO tenants (name) VALUES ($1) RETURNING id";
 
 /// A new API key.
-pub const INSERT_API_KEY: &str =
-    "INSERT INTO api_keys (key_id, tenant_id, secret_digest) VALUES ($1, $2, $3)";
+pub const INSERT_API_KEY: &str = "
+INSERT INTO api_keys (key_id, tenant_id, secret_digest, sealed_secret, created_at)
+VALUES ($1, $2, $3, $4, to_timestamp($5::bigint))";
+
+/// Revokes a tenant's active key.
+pub const REVOKE_API_KEY: &str = "UPDATE api_keys SET revoked_at = to_timestamp($3::bigint)
+WHERE tenant_id = $1 AND key_id = $2 AND revoked_at IS NULL";
+
+const OPERATOR_COLUMNS: &str = "id, username, role, password_phc, totp_sealed, \
+    failed_attempts, locked, disabled, totp_last_step, \
+    floor(extract(epoch FROM created_at))::bigint";
+
+/// A new operator; no row when the username is taken.
+pub static INSERT_OPERATOR: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO operators (username, role, password_phc, totp_sealed, created_at)
+         VALUES ($1, $2, $3, $4, to_timestamp($5::bigint))
+         ON CONFLICT (username) DO NOTHING RETURNING {OPERATOR_COLUMNS}"
+    )
+});
+
+/// One operator by id.
+pub static OPERATOR_BY_ID: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {OPERATOR_COLUMNS} FROM operators WHERE id = $1"));
+
+/// One operator by id, its row locked until COMMIT.
+pub static LOCK_OPERATOR: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {OPERATOR_COLUMNS} FROM operators WHERE id = $1 FOR UPDATE"));
+
+/// One operator by username.
+pub static OPERATOR_BY_USERNAME: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {OPERATOR_COLUMNS} FROM operators WHERE username = $1"));
+
+/// Every operator, by id.
+pub static OPERATORS: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {OPERATOR_COLUMNS} FROM operators ORDER BY id"));
+
+/// A failed sign-in, in one statement (`operators::record_failure`'s rule: one more
+/// failure, never past `$2`, locked at `$2`).
+pub static RECORD_SIGN_IN_FAILURE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE operators
+         SET failed_attempts = least(failed_attempts + 1, $2),
+             locked = locked OR failed_attempts + 1 >= $2
+         WHERE id = $1 RETURNING {OPERATOR_COLUMNS}"
+    )
+});
+
+/// A successful sign-in (under the row lock of [`LOCK_OPERATOR`]).
+pub const RECORD_SIGN_IN_SUCCESS: &str =
+    "UPDATE operators SET failed_attempts = 0, totp_last_step = $2 WHERE id = $1";
+
+/// Clears an operator's lock and failures.
+pub const UNLOCK_OPERATOR: &str =
+    "UPDATE operators SET locked = false, failed_attempts = 0 WHERE id = $1";
+
+/// Disables or enables an operator.
+pub const SET_OPERATOR_DISABLED: &str = "UPDATE operators SET disabled = $2 WHERE id = $1";
+
+/// Replaces an operator's password hash.
+pub const SET_OPERATOR_PASSWORD: &str = "UPDATE operators SET password_phc = $2 WHERE id = $1";
+
+const SESSION_COLUMNS: &str = "id, operator_id, role, \
+    floor(extract(epoch FROM created_at))::bigint, floor(extract(epoch FROM last_seen))::bigint, \
+    floor(extract(epoch FROM expires_at))::bigint, revoked";
+
+/// Deletes up to `$2` sessions whose absolute expiry is at or before `$1`, oldest first
+/// (by `operator_sessions_by_expiry`).
+pub const PURGE_SESSIONS: &str = "
+DELETE FROM operator_sessions WHERE ctid IN (
+    SELECT ctid FROM operator_sessions WHERE expires_at <= to_timestamp($1::bigint)
+    ORDER BY expires_at LIMIT $2)";
+
+/// A new session; no row when the id is taken.
+pub const INSERT_SESSION: &str = "
+INSERT INTO operator_sessions (id, operator_id, role, created_at, last_seen, expires_at)
+VALUES ($1, $2, $3, to_timestamp($4::bigint), to_timestamp($5::bigint), to_timestamp($6::bigint))
+ON CONFLICT (id) DO NOTHING";
+
+/// One session by id.
+pub static SESSION_BY_ID: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {SESSION_COLUMNS} FROM operator_sessions WHERE id = $1"));
+
+/// Records activity at `$2` if the session is live then and was last seen before it
+/// (`Session::touch_applies`; `$3` is `$2` less the idle timeout).
+pub static TOUCH_SESSION: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE operator_sessions SET last_seen = to_timestamp($2::bigint)
+         WHERE id = $1 AND NOT revoked AND expires_at > to_timestamp($2::bigint)
+           AND last_seen < to_timestamp($2::bigint) AND last_seen >= to_timestamp($3::bigint)
+         RETURNING {SESSION_COLUMNS}"
+    )
+});
+
+/// Revokes one session (a row already revoked counts: it is stored).
+pub const REVOKE_SESSION: &str = "UPDATE operator_sessions SET revoked = true WHERE id = $1";
+
+/// Revokes every stored session of an operator.
+pub const REVOKE_SESSIONS_OF: &str =
+    "UPDATE operator_sessions SET revoked = true WHERE operator_id = $1";
 
 /// Stored rejections by key.
 pub const READ_FAILURES: &str = "

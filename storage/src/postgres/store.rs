@@ -1,7 +1,9 @@
 //! The PostgreSQL store as a gateway runs it: [`PgStore`] is shared by the process (the
 //! connector, the settings, readiness), [`PgCore`] is what one core owns (its flush
 //! connection and its bounded read pool, used on that core's runtime only), and
-//! [`PgAdmin`] is one connection for migrations, tenants and key look-ups.
+//! [`PgAdmin`] is one connection for migrations, tenants, keys and the first operators
+//! (what the command line needs). Tenants, keys, operators and sessions are served on the
+//! core's read pool, each write in a transaction of its own.
 //!
 //! Never shares a connection between cores and never answers a flush before COMMIT
 //! (that is [`super::flush`]'s).
@@ -12,15 +14,16 @@ use std::time::Duration;
 
 use deadpool_postgres::{Pool, PoolError, Status};
 use pool::pg::Connector;
-use tokio_postgres::error::SqlState;
 
 use super::codec::{connect_error, db};
 use super::flush::{Committed, PgLedger};
 use super::migrations::{self, MigrationReport};
-use super::{reads, sql};
+use super::{keys, operators, reads, sessions};
 use crate::error::StoreError;
-use crate::ledger::{Account, Event, Key, Transfer};
-use crate::tenants::{ApiKeyRecord, NewTenant, Tenant};
+use crate::ledger::{Account, Event, Key, TenantId, Transfer};
+use crate::operators::{NewOperator, Operator, SignInRecorded};
+use crate::sessions::Session;
+use crate::tenants::{ApiKeyInfo, ApiKeyRecord, NewApiKey, NewTenant, Tenant};
 
 /// Bounds of a PostgreSQL store.
 #[derive(Clone, Copy, Debug)]
@@ -115,30 +118,62 @@ impl PgAdmin {
 
     /// Creates a tenant with its first API key, in one transaction.
     pub async fn create_tenant(&mut self, new: NewTenant) -> Result<Tenant, StoreError> {
-        let txn = self.client.transaction().await.map_err(db)?;
-        let inserted = txn.query_one(sql::INSERT_TENANT, &[&new.name]).await;
-        let row = match inserted {
-            Err(error) if error.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
-                return Err(StoreError::TenantExists(new.name));
-            }
-            other => other.map_err(db)?,
-        };
-        let id: i64 = row.try_get(0).map_err(db)?;
-        let digest = new.secret_digest.as_slice();
-        txn.execute(sql::INSERT_API_KEY, &[&new.key_id, &id, &digest]).await.map_err(db)?;
-        txn.commit().await.map_err(db)?;
-        let id = u64::try_from(id).map_err(|_| StoreError::Corrupt("tenant id".into()))?;
-        Ok(Tenant { id, name: new.name })
+        keys::create_tenant(&mut self.client, new).await
     }
 
     /// Every tenant.
     pub async fn tenants(&self) -> Result<Vec<Tenant>, StoreError> {
-        reads::tenants(&self.client).await
+        keys::tenants(&self.client).await
     }
 
-    /// Every API key (also the readiness probe: it answers only when the database does).
+    /// The tenant named `name`, if it exists.
+    pub async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>, StoreError> {
+        keys::tenant_by_name(&self.client, name).await
+    }
+
+    /// Every active API key (also the readiness probe: it answers only when the database
+    /// does).
     pub async fn api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
-        reads::api_keys(&self.client).await
+        keys::api_keys(&self.client).await
+    }
+
+    /// Every key of `tenant`, active and revoked (see [`PgCore::api_key_infos`]).
+    pub async fn api_key_infos(&self, tenant: TenantId) -> Result<Vec<ApiKeyInfo>, StoreError> {
+        keys::api_key_infos(&self.client, tenant).await
+    }
+
+    /// Adds an API key to `tenant` (see [`PgCore::add_api_key`]).
+    pub async fn add_api_key(
+        &mut self,
+        tenant: TenantId,
+        key: NewApiKey,
+    ) -> Result<(), StoreError> {
+        keys::add_api_key(&mut self.client, tenant, &key).await
+    }
+
+    /// Revokes `tenant`'s active key `key_id` (see [`PgCore::revoke_api_key`]).
+    pub async fn revoke_api_key(
+        &self,
+        tenant: TenantId,
+        key_id: &str,
+        now_s: u64,
+    ) -> Result<bool, StoreError> {
+        keys::revoke_api_key(&self.client, tenant, key_id, now_s).await
+    }
+
+    /// Creates an operator (the command line bootstraps the first admin with it).
+    pub async fn create_operator(&self, new: NewOperator) -> Result<Operator, StoreError> {
+        operators::create_operator(&self.client, &new).await
+    }
+
+    /// Every operator, by id.
+    pub async fn operators(&self) -> Result<Vec<Operator>, StoreError> {
+        operators::operators(&self.client).await
+    }
+
+    /// Clears an operator's lock and failures; `false` when there is no such operator.
+    pub async fn unlock_operator(&self, id: u64) -> Result<bool, StoreError> {
+        operators::unlock_operator(&self.client, id).await
     }
 }
 
@@ -177,6 +212,128 @@ impl PgCore {
         limit: usize,
     ) -> Result<Option<Vec<Transfer>>, StoreError> {
         reads::account_transfers(&self.read_client().await?, key, after, limit).await
+    }
+
+    /// The tenant `id`, if it exists.
+    pub async fn tenant(&self, id: TenantId) -> Result<Option<Tenant>, StoreError> {
+        keys::tenant(&*self.read_client().await?, id).await
+    }
+
+    /// The tenant named `name`, if it exists.
+    pub async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>, StoreError> {
+        keys::tenant_by_name(&*self.read_client().await?, name).await
+    }
+
+    /// Creates a tenant with its first API key, in one transaction.
+    pub async fn create_tenant(&self, new: NewTenant) -> Result<Tenant, StoreError> {
+        keys::create_tenant(&mut *self.read_client().await?, new).await
+    }
+
+    /// Every active API key.
+    pub async fn api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        keys::api_keys(&*self.read_client().await?).await
+    }
+
+    /// Every key of `tenant`, active and revoked, oldest first (ties by key id).
+    pub async fn api_key_infos(&self, tenant: TenantId) -> Result<Vec<ApiKeyInfo>, StoreError> {
+        keys::api_key_infos(&*self.read_client().await?, tenant).await
+    }
+
+    /// Adds an API key to `tenant` under the tenant row's lock: [`StoreError::NotFound`],
+    /// [`StoreError::TooManyKeys`] or [`StoreError::KeyExists`] when it cannot.
+    pub async fn add_api_key(&self, tenant: TenantId, key: NewApiKey) -> Result<(), StoreError> {
+        keys::add_api_key(&mut *self.read_client().await?, tenant, &key).await
+    }
+
+    /// Revokes `tenant`'s active key `key_id` at `now_s`: `true` when it did.
+    pub async fn revoke_api_key(
+        &self,
+        tenant: TenantId,
+        key_id: &str,
+        now_s: u64,
+    ) -> Result<bool, StoreError> {
+        keys::revoke_api_key(&*self.read_client().await?, tenant, key_id, now_s).await
+    }
+
+    /// Creates an operator: [`StoreError::OperatorExists`] when the username is taken.
+    pub async fn create_operator(&self, new: NewOperator) -> Result<Operator, StoreError> {
+        operators::create_operator(&*self.read_client().await?, &new).await
+    }
+
+    /// The operator `id`, if it exists.
+    pub async fn operator(&self, id: u64) -> Result<Option<Operator>, StoreError> {
+        operators::operator(&*self.read_client().await?, id).await
+    }
+
+    /// The operator signing in as `username`, if any.
+    pub async fn operator_by_username(
+        &self,
+        username: &str,
+    ) -> Result<Option<Operator>, StoreError> {
+        operators::operator_by_username(&*self.read_client().await?, username).await
+    }
+
+    /// Every operator, by id.
+    pub async fn operators(&self) -> Result<Vec<Operator>, StoreError> {
+        operators::operators(&*self.read_client().await?).await
+    }
+
+    /// Counts a failed sign-in; the updated operator, or `None` when there is none.
+    pub async fn record_sign_in_failure(&self, id: u64) -> Result<Option<Operator>, StoreError> {
+        operators::record_sign_in_failure(&*self.read_client().await?, id).await
+    }
+
+    /// Records a successful sign-in at `totp_step` under the operator's row lock.
+    pub async fn record_sign_in_success(
+        &self,
+        id: u64,
+        totp_step: u64,
+    ) -> Result<SignInRecorded, StoreError> {
+        operators::record_sign_in_success(&mut *self.read_client().await?, id, totp_step).await
+    }
+
+    /// Clears an operator's lock and failures; `false` when there is no such operator.
+    pub async fn unlock_operator(&self, id: u64) -> Result<bool, StoreError> {
+        operators::unlock_operator(&*self.read_client().await?, id).await
+    }
+
+    /// Disables or enables an operator; `false` when there is no such operator.
+    pub async fn set_operator_disabled(&self, id: u64, disabled: bool) -> Result<bool, StoreError> {
+        operators::set_operator_disabled(&*self.read_client().await?, id, disabled).await
+    }
+
+    /// Replaces an operator's password hash; `false` when there is no such operator.
+    pub async fn set_operator_password(
+        &self,
+        id: u64,
+        password_phc: String,
+    ) -> Result<bool, StoreError> {
+        operators::set_operator_password(&*self.read_client().await?, id, &password_phc).await
+    }
+
+    /// Stores a new session after purging dead ones.
+    pub async fn create_session(&self, session: &Session) -> Result<(), StoreError> {
+        sessions::create_session(&*self.read_client().await?, session).await
+    }
+
+    /// The session `id` if it is live at `now_s`.
+    pub async fn session(&self, id: &str, now_s: u64) -> Result<Option<Session>, StoreError> {
+        sessions::session(&*self.read_client().await?, id, now_s).await
+    }
+
+    /// Records activity at `now_s` on a live session; the session if it is live.
+    pub async fn session_touch(&self, id: &str, now_s: u64) -> Result<Option<Session>, StoreError> {
+        sessions::session_touch(&*self.read_client().await?, id, now_s).await
+    }
+
+    /// Marks session `id` revoked: `true` when it is stored.
+    pub async fn revoke_session(&self, id: &str) -> Result<bool, StoreError> {
+        sessions::revoke_session(&*self.read_client().await?, id).await
+    }
+
+    /// Marks every stored session of `operator_id` revoked; how many are stored.
+    pub async fn revoke_sessions_of(&self, operator_id: &str) -> Result<usize, StoreError> {
+        sessions::revoke_sessions_of(&*self.read_client().await?, operator_id).await
     }
 
     /// The read pool's size, idle connections and waiters.

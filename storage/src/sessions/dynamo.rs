@@ -31,7 +31,7 @@ use aws_sdk_dynamodb::types::{
 };
 
 use super::cache::{Cached, SessionCache};
-use super::{IDLE_TIMEOUT_S, Session, SessionError, Status, TOUCH_INTERVAL_S, check_id, check_new};
+use super::{IDLE_TIMEOUT_S, Session, SessionError, Status, check_id, check_new};
 use crate::secrets::{AwsBounds, AwsSettings};
 
 /// Most attempts of one DynamoDB call (the SDK's standard retry mode).
@@ -317,7 +317,7 @@ impl DynamoSessions {
         now_s: u64,
     ) -> Result<Option<Session>, SessionError> {
         let Some(session) = self.get(id, now_s).await? else { return Ok(None) };
-        if now_s < session.last_seen_s.saturating_add(TOUCH_INTERVAL_S) {
+        if !session.touch_due(now_s) {
             return Ok(Some(session));
         }
         self.touch(id, now_s).await

@@ -4,10 +4,12 @@
 //! session itself lives here, so that sign-out and revocation take effect at once in every
 //! gateway process. A [`Session`] is live while it is not revoked, its absolute expiry
 //! ([`Session::expires_at_s`]) has not passed, and it was seen within the idle timeout
-//! ([`IDLE_TIMEOUT_S`], 15 minutes). [`Sessions`] is the one face the gateway uses;
-//! [`DynamoSessions`] keeps sessions in DynamoDB (a TTL attribute removes dead ones) with a
-//! Redis cache in front, and an embedded backend for machines without AWS can be added as
-//! another variant.
+//! ([`IDLE_TIMEOUT_S`], 15 minutes). [`Sessions`] is the one face the gateway uses when
+//! AWS is configured: [`DynamoSessions`] keeps sessions in DynamoDB (a TTL attribute
+//! removes dead ones) with a Redis cache in front. Without AWS the gateway keeps them in
+//! the store it already has, with the same semantics, through `CoreStore::create_session`
+//! and its siblings (the embedded store and PostgreSQL; they delete up to [`PURGE_MAX`]
+//! dead sessions whenever one is created, and share the rules below).
 //!
 //! The caller chooses session ids (the gateway draws them from the OS generator); this
 //! module only checks their shape. Time is passed in as Unix seconds, as in the ledger.
@@ -25,6 +27,9 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::StoreError;
+use crate::tenants::check_time;
+
 pub use dynamo::{DynamoSessions, DynamoSessionsConfig};
 
 /// A session is idle-expired when it was last seen more than this long ago (15 minutes).
@@ -38,6 +43,11 @@ pub const TOUCH_INTERVAL_S: u64 = 60;
 pub const ID_LEN_MIN: usize = 16;
 /// The longest accepted session id, in characters.
 pub const ID_LEN_MAX: usize = 128;
+/// Most dead sessions (past their absolute expiry) a store backend deletes when a session
+/// is created, so that dead sessions never accumulate and a create stays bounded.
+pub const PURGE_MAX: usize = 256;
+/// Most bytes of a session's `operator_id` and of its `role` in a store backend.
+pub const FIELD_BYTES_MAX: usize = 128;
 
 /// One operator session. `Debug` does not show the id.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,6 +104,18 @@ impl Session {
     /// Whether the session may be used at `now_s`.
     pub fn is_live(&self, now_s: u64) -> bool {
         self.status(now_s) == Status::Live
+    }
+
+    /// Whether a get-and-touch at `now_s` should record activity: the stored `last_seen_s`
+    /// is [`TOUCH_INTERVAL_S`] or more old.
+    pub(crate) fn touch_due(&self, now_s: u64) -> bool {
+        now_s >= self.last_seen_s.saturating_add(TOUCH_INTERVAL_S)
+    }
+
+    /// Whether a touch at `now_s` moves `last_seen_s` forward: the session is live at
+    /// `now_s` and was last seen before it (DynamoDB's condition, and the store backends').
+    pub(crate) fn touch_applies(&self, now_s: u64) -> bool {
+        self.is_live(now_s) && self.last_seen_s < now_s
     }
 }
 
@@ -204,6 +226,40 @@ fn check_new(session: &Session) -> Result<(), SessionError> {
         ));
     }
     Ok(())
+}
+
+/// [`check_new`] for a store backend: the same rules, the fields bounded by
+/// [`FIELD_BYTES_MAX`] and the times by [`crate::tenants::TIME_S_MAX`], as a [`StoreError`].
+pub(crate) fn check_new_in_store(session: &Session) -> Result<(), StoreError> {
+    check_new(session).map_err(into_store_error)?;
+    if session.operator_id.len() > FIELD_BYTES_MAX || session.role.len() > FIELD_BYTES_MAX {
+        return Err(StoreError::Invalid("session operator_id and role are at most 128 bytes"));
+    }
+    check_time(session.expires_at_s)?;
+    check_time(session.last_seen_s)
+}
+
+/// [`check_id`] for a store backend.
+pub(crate) fn check_id_in_store(id: &str) -> Result<(), StoreError> {
+    check_id(id).map_err(into_store_error)
+}
+
+/// Refuses an empty operator id (a store backend's `revoke_sessions_of`).
+pub(crate) fn check_operator_in_store(operator_id: &str) -> Result<(), StoreError> {
+    if operator_id.is_empty() {
+        return Err(StoreError::Invalid("operator_id is empty"));
+    }
+    Ok(())
+}
+
+/// A validation failure as the store backends report it (no id, no value).
+fn into_store_error(error: SessionError) -> StoreError {
+    match error {
+        SessionError::InvalidSession(rule) => StoreError::Invalid(rule),
+        _ => StoreError::Invalid(
+            "session id must be 16 to 128 characters of A-Z, a-z, 0-9, '-' and '_'",
+        ),
+    }
 }
 
 /// The session store the gateway uses, whichever backend holds the sessions. An enum rather

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use storage::embedded::{Embedded, EmbeddedConfig};
 use storage::ledger::{Account, Event, Key, Outcome, split_open_chain};
-use storage::tenants::NewTenant;
+use storage::tenants::{NewApiKey, NewTenant};
 use tempfile::TempDir;
 use tokio::runtime::Runtime;
 
@@ -49,8 +49,13 @@ impl Backend for EmbeddedBackend {
         let store = Embedded::open(&config).unwrap();
         for (name, key_id, expected) in [("one", "pk_one", TENANT), ("two", "pk_two", OTHER_TENANT)]
         {
-            let new =
-                NewTenant { name: name.into(), key_id: key_id.into(), secret_digest: [7; 32] };
+            let key = NewApiKey {
+                key_id: key_id.into(),
+                secret_digest: [7; 32],
+                sealed_secret: vec![1; 28],
+                created_at_s: 1_700_000_000,
+            };
+            let new = NewTenant { name: name.into(), key };
             let tenant = self.runtime.block_on(store.create_tenant(new)).unwrap();
             assert_eq!(tenant.id, expected, "tenant ids are given out in order");
         }

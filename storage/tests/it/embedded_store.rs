@@ -1,15 +1,15 @@
 //! The embedded redb store: what is acknowledged survives a reopen, reads and history
 //! pages see committed state, pending timeouts release reservations, tenants and keys
-//! persist, one process at a time, and stored data that breaks conservation or decoding
-//! is refused at open.
+//! persist, one process at a time, stored data that breaks conservation or decoding is
+//! refused at open, and a store of the previous format (1) is upgraded in place.
 
 use std::time::{Duration, Instant};
 
-use redb::ReadableTable;
+use redb::{ReadableDatabase, ReadableTable};
 use storage::StoreError;
 use storage::embedded::{DATABASE_FILE, Embedded, EmbeddedConfig};
 use storage::ledger::{AccountFlags, Event, Key, Outcome, ResultCode};
-use storage::tenants::NewTenant;
+use storage::tenants::{ApiKeyInfo, ApiKeyRecord, NewApiKey, NewTenant};
 
 use crate::ledger_support::{Acct, TENANT, Tx};
 
@@ -110,15 +110,20 @@ fn expired_pending_transfers_release_their_reservation() {
     assert_eq!(submit(&store, vec![post]), [ResultCode::PendingTransferExpired]);
 }
 
+fn key(key_id: &str) -> NewApiKey {
+    NewApiKey {
+        key_id: key_id.into(),
+        secret_digest: [7; 32],
+        sealed_secret: key_id.as_bytes().to_vec(),
+        created_at_s: 1_900_000_000,
+    }
+}
+
 #[test]
 fn tenants_and_keys_persist_and_names_stay_unique() {
     let dir = tempfile::tempdir().unwrap();
     let store = Embedded::open(&config(&dir)).unwrap();
-    let new = |name: &str, key_id: &str| NewTenant {
-        name: name.into(),
-        key_id: key_id.into(),
-        secret_digest: [7; 32],
-    };
+    let new = |name: &str, key_id: &str| NewTenant { name: name.into(), key: key(key_id) };
     let acme = runtime().block_on(store.create_tenant(new("acme", "pk_a"))).unwrap();
     let globex = runtime().block_on(store.create_tenant(new("globex", "pk_b"))).unwrap();
     assert_ne!(acme.id, globex.id);
@@ -129,8 +134,9 @@ fn tenants_and_keys_persist_and_names_stay_unique() {
     let store = Embedded::open(&config(&dir)).unwrap();
     let mut keys = store.api_keys().unwrap();
     keys.sort_by(|a, b| a.key_id.cmp(&b.key_id));
-    let summary: Vec<(&str, u64)> = keys.iter().map(|k| (k.key_id.as_str(), k.tenant)).collect();
-    assert_eq!(summary, [("pk_a", acme.id), ("pk_b", globex.id)]);
+    let summary: Vec<(&str, u64, &[u8])> =
+        keys.iter().map(|k| (k.key_id.as_str(), k.tenant, k.sealed_secret.as_slice())).collect();
+    assert_eq!(summary, [("pk_a", acme.id, &b"pk_a"[..]), ("pk_b", globex.id, &b"pk_b"[..])]);
     assert_eq!(store.tenants().unwrap().len(), 2);
 }
 
@@ -194,4 +200,104 @@ fn corrupt_record_is_refused_at_open() {
     tamper_with_account(&dir, 2, |bytes| bytes.truncate(10));
     let reopened = Embedded::open(&config(&dir));
     assert!(matches!(reopened, Err(StoreError::Corrupt(_))), "{:?}", reopened.err());
+}
+
+const META: redb::TableDefinition<&str, u64> = redb::TableDefinition::new("meta");
+const API_KEYS: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("api_keys");
+
+/// A store as a format-1 build left it: tenant 1 `acme` with the 40-byte key row
+/// `tenant (8 LE) ++ digest (32)` of `pk_old`, written with redb directly.
+fn format_1_store(dir: &tempfile::TempDir, key_row: &[u8]) {
+    let tenants: redb::TableDefinition<u64, &str> = redb::TableDefinition::new("tenants");
+    let names: redb::TableDefinition<&str, u64> = redb::TableDefinition::new("tenant_names");
+    let db = redb::Database::create(dir.path().join(DATABASE_FILE)).unwrap();
+    let txn = db.begin_write().unwrap();
+    {
+        let mut meta = txn.open_table(META).unwrap();
+        meta.insert("format_version", 1).unwrap();
+        meta.insert("tenant_last", 1).unwrap();
+        txn.open_table(tenants).unwrap().insert(1, "acme").unwrap();
+        txn.open_table(names).unwrap().insert("acme", 1).unwrap();
+        txn.open_table(API_KEYS).unwrap().insert("pk_old", key_row).unwrap();
+    }
+    txn.commit().unwrap();
+}
+
+fn format_1_key_row() -> Vec<u8> {
+    let mut row = 1u64.to_le_bytes().to_vec();
+    row.extend_from_slice(&[9; 32]);
+    row
+}
+
+/// The stored format version and the raw `pk_old` row of a closed store.
+fn format_and_old_row(dir: &tempfile::TempDir) -> (u64, Vec<u8>) {
+    let db = redb::Database::open(dir.path().join(DATABASE_FILE)).unwrap();
+    let txn = db.begin_read().unwrap();
+    let format = txn.open_table(META).unwrap().get("format_version").unwrap().unwrap().value();
+    let row = txn.open_table(API_KEYS).unwrap().get("pk_old").unwrap().unwrap().value().to_vec();
+    (format, row)
+}
+
+#[test]
+fn a_format_1_store_is_upgraded_in_place_and_keeps_its_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    format_1_store(&dir, &format_1_key_row());
+    let store = Embedded::open(&config(&dir)).unwrap();
+    let legacy = ApiKeyRecord {
+        key_id: "pk_old".into(),
+        tenant: 1,
+        secret_digest: [9; 32],
+        sealed_secret: vec![],
+    };
+    assert_eq!(store.api_keys().unwrap(), [legacy], "a legacy key: Bearer only, no sealed secret");
+    let info =
+        ApiKeyInfo { key_id: "pk_old".into(), tenant: 1, created_at_s: 0, revoked_at_s: None };
+    assert_eq!(store.api_key_infos(1).unwrap(), [info]);
+    assert_eq!(store.tenant_by_name("acme").unwrap().map(|t| t.id), Some(1));
+    // The legacy key counts as active: one more fits, then rotation revokes it.
+    runtime().block_on(store.add_api_key(1, key("pk_new"))).unwrap();
+    let third = runtime().block_on(store.add_api_key(1, key("pk_third")));
+    assert!(matches!(third, Err(StoreError::TooManyKeys)), "{third:?}");
+    assert!(runtime().block_on(store.revoke_api_key(1, "pk_old", 1_900_000_100)).unwrap());
+    let new_tenant = NewTenant { name: "globex".into(), key: key("pk_g") };
+    assert_eq!(runtime().block_on(store.create_tenant(new_tenant)).unwrap().id, 2);
+    store.close();
+    drop(store);
+
+    let (format, row) = format_and_old_row(&dir);
+    assert_eq!(format, 2);
+    assert_eq!(row[0], 1, "rewritten with a layout byte");
+    let store = Embedded::open(&config(&dir)).unwrap();
+    let active: Vec<String> = store.api_keys().unwrap().into_iter().map(|k| k.key_id).collect();
+    assert_eq!(active, ["pk_g", "pk_new"]);
+    assert_eq!(store.api_key_infos(1).unwrap()[0].revoked_at_s, Some(1_900_000_100));
+}
+
+#[test]
+fn a_format_1_store_with_a_malformed_key_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut row = format_1_key_row();
+    row.push(0);
+    format_1_store(&dir, &row);
+    let opened = Embedded::open(&config(&dir));
+    assert!(matches!(opened, Err(StoreError::Corrupt(_))), "{:?}", opened.err());
+    assert_eq!(format_and_old_row(&dir), (1, row), "the failed upgrade wrote nothing");
+}
+
+#[test]
+fn a_store_of_an_unknown_format_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    Embedded::open(&config(&dir)).unwrap().close();
+    {
+        let db = redb::Database::open(dir.path().join(DATABASE_FILE)).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(META).unwrap().insert("format_version", 3).unwrap();
+        txn.commit().unwrap();
+    }
+    let opened = Embedded::open(&config(&dir));
+    assert!(
+        matches!(&opened, Err(StoreError::Corrupt(m)) if m.contains('3')),
+        "{:?}",
+        opened.err()
+    );
 }

@@ -14,4 +14,6 @@ mod postgres_migrations;
 mod ratelimit;
 mod scenario_harness;
 mod secrets;
+mod security_conformance;
+mod security_scenarios;
 mod sessions;

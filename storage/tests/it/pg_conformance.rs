@@ -5,9 +5,8 @@
 //! from the index, and rows that survive a new connection.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use pool::pg::{ConnectLimits, Connector, Tls};
+use pool::pg::Connector;
 use storage::ledger::{Account, Event, Key, Outcome, split_open_chain};
 use storage::postgres::flush::PgLedger;
 use storage::postgres::migrations::migrate;
@@ -76,11 +75,7 @@ impl Backend for Postgres {
 }
 
 fn config(db: &TestDatabase) -> Arc<Connector> {
-    let limits = ConnectLimits {
-        connect_timeout: Duration::from_secs(5),
-        statement_timeout: Duration::from_secs(30),
-    };
-    Arc::new(Connector::new(db.url().parse().unwrap(), Tls::Off, limits))
+    db.connector()
 }
 
 fn runtime() -> Runtime {

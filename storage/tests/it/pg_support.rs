@@ -2,8 +2,11 @@
 //! `PROTEA_TEST_POSTGRES_URL` (default: the local server, user postgres). A missing
 //! server fails the test with a message saying how to start it: it never skips.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
+use pool::pg::{ConnectLimits, Connector, Tls};
 use tokio_postgres::{Client, NoTls};
 
 const DEFAULT_ADMIN_URL: &str = "host=127.0.0.1 port=5432 user=postgres dbname=postgres";
@@ -69,6 +72,15 @@ impl TestDatabase {
     /// The connection string of this database.
     pub fn url(&self) -> String {
         format!("{} dbname={}", admin_url().replace("dbname=postgres", ""), self.name)
+    }
+
+    /// A connector to this database, as a gateway builds one (no TLS).
+    pub fn connector(&self) -> Arc<Connector> {
+        let limits = ConnectLimits {
+            connect_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(30),
+        };
+        Arc::new(Connector::new(self.url().parse().unwrap(), Tls::Off, limits))
     }
 
     /// Drops the database (connections to it must be closed).
