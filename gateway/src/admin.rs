@@ -2,17 +2,21 @@
 //! only, so whoever may touch the store may administer it while the gateway runs (the
 //! store's file lock keeps every other process out).
 //!
-//! One JSON request line, one JSON response line, per connection. Only a secret's
-//! digest ever crosses the socket: the CLI generates keys and prints the secret itself.
+//! One JSON request line, one JSON response line, per connection. No secret crosses the
+//! socket in clear: the CLI generates keys, seals them with the key-encryption key it
+//! reads from the same keys source, sends the digest and the sealed secret, and prints
+//! the secret itself; an operator's password arrives hashed and their TOTP secret sealed.
 //! Requests are bounded ([`REQUEST_BYTES_MAX`]); nothing here is on the request path.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use data_encoding::HEXLOWER;
 use serde::{Deserialize, Serialize};
 use storage::Store;
 use storage::embedded::Embedded;
-use storage::tenants::{NewTenant, Tenant};
+use storage::operators::{NewOperator, Role};
+use storage::tenants::{NewApiKey, NewTenant, Tenant};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
@@ -21,7 +25,7 @@ use crate::app::App;
 /// The socket's file name inside the data directory.
 pub const SOCKET_FILE: &str = "admin.sock";
 /// Largest request line accepted.
-pub const REQUEST_BYTES_MAX: u64 = 4096;
+pub const REQUEST_BYTES_MAX: u64 = 8192;
 /// Longest an admin connection may take, so an idle client cannot block administration.
 pub const CONNECTION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -37,9 +41,24 @@ pub enum AdminRequest {
         key_id: String,
         /// SHA-256 of the key's secret, hex.
         secret_digest: String,
+        /// The key's secret sealed with the key-encryption key, hex.
+        sealed_secret: String,
     },
     /// List tenants and their key ids.
     ListTenants,
+    /// Create an operator (the first admin, on a fresh install).
+    CreateOperator {
+        /// The operator's sign-in name.
+        username: String,
+        /// Their role.
+        role: String,
+        /// The argon2id PHC string of their password.
+        password_phc: String,
+        /// Their TOTP secret sealed with the key-encryption key, hex.
+        totp_sealed: String,
+        /// When, in Unix seconds.
+        created_at_s: u64,
+    },
 }
 
 /// The answer to a command.
@@ -50,6 +69,11 @@ pub enum AdminResponse {
     Created {
         /// The tenant.
         tenant_id: u64,
+    },
+    /// An operator was created.
+    OperatorCreated {
+        /// The operator's id.
+        operator_id: u64,
     },
     /// Tenants with their key ids.
     Tenants {
@@ -127,26 +151,32 @@ async fn serve_connection(app: &App, stream: UnixStream) {
 
 async fn execute(app: &App, request: AdminRequest) -> AdminResponse {
     let result = match request {
-        AdminRequest::CreateTenant { name, key_id, secret_digest } => {
-            create_tenant(app, name, key_id, &secret_digest).await
-        }
         AdminRequest::ListTenants => list_tenants(app),
+        create @ AdminRequest::CreateTenant { .. } => create_tenant(app, create).await,
+        create @ AdminRequest::CreateOperator { .. } => create_operator(app, create).await,
     };
     result.unwrap_or_else(|error| AdminResponse::Failed { error })
 }
 
-async fn create_tenant(
-    app: &App,
-    name: String,
-    key_id: String,
-    secret_digest: &str,
-) -> Result<AdminResponse, String> {
+async fn create_tenant(app: &App, request: AdminRequest) -> Result<AdminResponse, String> {
     let store = embedded(app)?;
-    let new = new_tenant(name, key_id, secret_digest)?;
-    let tenant = store.create_tenant(new).await.map_err(|e| e.to_string())?;
-    app.keys.replace(store.api_keys().map_err(|e| e.to_string())?);
-    tracing::info!(tenant_id = tenant.id, tenant = %tenant.name, "tenant created");
+    let tenant = store.create_tenant(new_tenant(request)?).await.map_err(|e| e.to_string())?;
+    let (keys, tenants) = (store.api_keys(), store.tenants());
+    app.credentials.replace(
+        keys.map_err(|e| e.to_string())?,
+        tenants.map_err(|e| e.to_string())?,
+        &app.keys.load().kek,
+    );
+    tracing::info!(tenant_id = tenant.id, "tenant created");
     Ok(AdminResponse::Created { tenant_id: tenant.id })
+}
+
+async fn create_operator(app: &App, request: AdminRequest) -> Result<AdminResponse, String> {
+    let store = embedded(app)?;
+    let operator =
+        store.create_operator(new_operator(request)?).await.map_err(|e| e.to_string())?;
+    tracing::info!(operator_id = operator.id, "operator created");
+    Ok(AdminResponse::OperatorCreated { operator_id: operator.id })
 }
 
 fn list_tenants(app: &App) -> Result<AdminResponse, String> {
@@ -179,25 +209,43 @@ pub fn with_key_ids(
         .collect()
 }
 
-/// Validates a create request's fields into a [`NewTenant`].
-pub fn new_tenant(name: String, key_id: String, secret_digest: &str) -> Result<NewTenant, String> {
+/// Validates a create-tenant request's fields into a [`NewTenant`].
+pub fn new_tenant(request: AdminRequest) -> Result<NewTenant, String> {
+    let AdminRequest::CreateTenant { name, key_id, secret_digest, sealed_secret } = request else {
+        return Err("not a create_tenant request".into());
+    };
     if !storage::tenants::valid_tenant_name(&name) {
         return Err("tenant name must be 1-64 characters of a-z, 0-9, '_' and '-'".into());
     }
-    let digest = parse_digest(secret_digest).ok_or("secret_digest must be 64 hex digits")?;
-    Ok(NewTenant { name, key_id, secret_digest: digest })
+    let digest = parse_hex(&secret_digest)
+        .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+        .ok_or("secret_digest must be 64 hex digits")?;
+    let sealed_secret = parse_hex(&sealed_secret).ok_or("sealed_secret must be hex")?;
+    let created_at_s = crate::request::unix_now_s();
+    let key = NewApiKey { key_id, secret_digest: digest, sealed_secret, created_at_s };
+    Ok(NewTenant { name, key })
 }
 
-fn parse_digest(hex: &str) -> Option<[u8; 32]> {
-    if hex.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (byte, pair) in out.iter_mut().zip(hex.as_bytes().chunks_exact(2)) {
-        let text = std::str::from_utf8(pair).ok()?;
-        *byte = u8::from_str_radix(text, 16).ok()?;
-    }
-    Some(out)
+/// Validates a create-operator request's fields into a [`NewOperator`].
+pub fn new_operator(request: AdminRequest) -> Result<NewOperator, String> {
+    let AdminRequest::CreateOperator { username, role, password_phc, totp_sealed, created_at_s } =
+        request
+    else {
+        return Err("not a create_operator request".into());
+    };
+    let role =
+        Role::parse(&role).ok_or("role must be admin, operator, auditor or information_officer")?;
+    let totp_sealed = parse_hex(&totp_sealed).ok_or("totp_sealed must be hex")?;
+    Ok(NewOperator { username, role, password_phc, totp_sealed, created_at_s })
+}
+
+fn parse_hex(text: &str) -> Option<Vec<u8>> {
+    HEXLOWER.decode(text.as_bytes()).ok()
+}
+
+/// Bytes as lower-case hex, for a request.
+pub fn hex(bytes: &[u8]) -> String {
+    HEXLOWER.encode(bytes)
 }
 
 /// Sends `request` to a running gateway. `Ok(None)` when no gateway listens there.
@@ -226,11 +274,23 @@ fn is_absent(error: &std::io::Error) -> bool {
 mod tests {
     use super::*;
 
+    fn create(digest: String, sealed: &str) -> AdminRequest {
+        AdminRequest::CreateTenant {
+            name: "acme".into(),
+            key_id: "pk_0123456789abcdef".into(),
+            secret_digest: digest,
+            sealed_secret: sealed.into(),
+        }
+    }
+
     #[test]
-    fn digests_parse_only_when_well_formed() {
-        assert_eq!(parse_digest(&"ab".repeat(32)), Some([0xab; 32]));
-        assert_eq!(parse_digest(&"ab".repeat(31)), None);
-        assert_eq!(parse_digest(&"zz".repeat(32)), None);
+    fn key_material_parses_only_when_well_formed() {
+        let tenant = new_tenant(create("ab".repeat(32), "01ff")).unwrap();
+        assert_eq!(tenant.key.secret_digest, [0xab; 32]);
+        assert_eq!(tenant.key.sealed_secret, vec![0x01, 0xff]);
+        assert!(new_tenant(create("ab".repeat(31), "01")).is_err());
+        assert!(new_tenant(create("zz".repeat(32), "01")).is_err());
+        assert!(new_tenant(create("ab".repeat(32), "0g")).is_err());
     }
 
     #[test]
@@ -239,7 +299,7 @@ mod tests {
         let text = serde_json::to_string(&request).unwrap();
         assert_eq!(text, r#"{"command":"list_tenants"}"#);
         let extra = format!(
-            r#"{{"command":"create_tenant","name":"a","key_id":"k","secret_digest":"{}","x":1}}"#,
+            r#"{{"command":"create_tenant","name":"a","key_id":"k","secret_digest":"{}","sealed_secret":"00","x":1}}"#,
             "ab".repeat(32)
         );
         assert!(serde_json::from_str::<AdminRequest>(&extra).is_err());

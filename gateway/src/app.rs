@@ -1,20 +1,27 @@
 //! Process-wide state shared by every core ([`App`]) and what each core owns ([`Core`]).
 //!
-//! `App` is read-mostly: config, the store, the API-key cache and metrics. `Core` holds
+//! `App` is read-mostly: config, the store, tenant credentials, the gateway's keys, the
+//! replay cache, the rate limiter, operator sessions and metrics. `Core` holds
 //! the core's own batcher and store handle (its own database connections on PostgreSQL),
 //! so a request never hands work to another core. Nothing here parses requests or
 //! formats responses.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
+use arc_swap::ArcSwap;
 use pool::batcher::{BatcherHandle, Flusher};
 use storage::ledger::{Event, Outcome};
+use storage::ratelimit::RateLimiter;
 use storage::{CoreStore, Store, StoreError};
 
-use crate::auth::KeyCache;
+use crate::auth::Credentials;
 use crate::config::Config;
+use crate::keys::Keys;
 use crate::metrics::{CoreLabels, Metrics};
+use crate::operator_auth::SessionStore;
+use crate::replay::ReplayCache;
 
 /// State shared by every core.
 pub struct App {
@@ -25,19 +32,50 @@ pub struct App {
     /// Each running core's store handle, for the pool gauges at scrape time (never
     /// touched on the request path).
     pub core_stores: Mutex<Vec<(CoreLabels, Arc<CoreStore>)>>,
-    /// API keys by key id.
-    pub keys: Arc<KeyCache>,
+    /// Tenants' active keys and names.
+    pub credentials: Arc<Credentials>,
+    /// The key-encryption key and the token keys (swapped whole when they rotate).
+    pub keys: Arc<ArcSwap<Keys>>,
+    /// Signature nonces seen within the window.
+    pub replay: ReplayCache,
+    /// Per-tenant (and per-address sign-in) rate limits.
+    pub limiter: RateLimiter,
+    /// Operator sessions.
+    pub sessions: SessionStore,
+    /// TLS, when the listener speaks it.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// Bounds concurrent password hashing (argon2id is deliberately slow).
+    pub password_slots: tokio::sync::Semaphore,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// Open client connections.
     pub connections: AtomicUsize,
     /// Set once shutdown begins: `/readyz` then answers 503.
     pub draining: AtomicBool,
+    /// The process's monotonic clock origin (rate limits count from it).
+    pub started: Instant,
 }
 
 impl App {
-    /// Refreshes the per-core database pool gauges (called when metrics are scraped).
-    pub fn observe_pools(&self) {
+    /// Nanoseconds since the process started: the rate limiter's local clock.
+    pub fn clock_ns(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// Refreshes the gauges sampled at scrape time: pools, rate-limit fallback, replay
+    /// cache.
+    pub fn observe(&self) {
+        self.observe_pools();
+        let metrics = &self.metrics;
+        metrics.rate_limit_degraded.set(i64::from(self.limiter.is_degraded()));
+        let fallback = self.limiter.fallback_decisions_total();
+        let counted = metrics.rate_limit_fallback_decisions.get();
+        metrics.rate_limit_fallback_decisions.inc_by(fallback.saturating_sub(counted));
+        metrics.replay_cache_entries.set(i64::try_from(self.replay.len()).unwrap_or(i64::MAX));
+    }
+
+    /// Refreshes the per-core database pool gauges.
+    fn observe_pools(&self) {
         let Ok(cores) = self.core_stores.lock() else { return };
         for (labels, store) in cores.iter() {
             if let CoreStore::Postgres(core) = &**store {

@@ -13,9 +13,9 @@ use pool::pg::{Connector, Tls};
 use storage::StoreError;
 use storage::postgres::{PgAdmin, PgSettings, PgStore};
 use storage::secrets::{SecretValue, SecretsProvider, database_config};
-use storage::tenants::ApiKeyRecord;
+use storage::tenants::{ApiKeyRecord, Tenant};
 
-use crate::auth::KeyCache;
+use crate::app::App;
 use crate::config::PostgresConfig;
 
 /// How often a PostgreSQL gateway reloads API keys; the same query is its readiness probe.
@@ -93,10 +93,11 @@ pub async fn connect_and_migrate(store: &PgStore) -> anyhow::Result<PgAdmin> {
     }
 }
 
-/// Every [`KEYS_REFRESH_INTERVAL`]: reloads the API keys into `keys` and records whether
-/// the database answered, reconnecting the administrative connection when it broke.
-/// Runs until the runtime stops.
-pub async fn refresh_keys_and_readiness(store: Arc<PgStore>, admin: PgAdmin, keys: Arc<KeyCache>) {
+/// Every [`KEYS_REFRESH_INTERVAL`]: reloads the API keys and tenant names into the app's
+/// credentials (so a key created or revoked by any process takes effect within the
+/// interval) and records whether the database answered, reconnecting the administrative
+/// connection when it broke. Runs until the runtime stops.
+pub async fn refresh_keys_and_readiness(store: Arc<PgStore>, admin: PgAdmin, app: Arc<App>) {
     let mut admin = Some(admin);
     let mut ticks = tokio::time::interval(KEYS_REFRESH_INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -104,8 +105,8 @@ pub async fn refresh_keys_and_readiness(store: Arc<PgStore>, admin: PgAdmin, key
         ticks.tick().await;
         let was_ready = store.is_ready();
         match load_keys(&store, &mut admin).await {
-            Ok(records) => {
-                keys.replace(records);
+            Ok((records, tenants)) => {
+                app.credentials.replace(records, tenants, &app.keys.load().kek);
                 store.set_ready(true);
                 if !was_ready {
                     tracing::info!("storage reachable: ready");
@@ -122,17 +123,18 @@ pub async fn refresh_keys_and_readiness(store: Arc<PgStore>, admin: PgAdmin, key
     }
 }
 
-/// Every API key, through `admin` (made anew when missing or broken), within five
-/// refresh intervals.
+/// Every active API key and every tenant, through `admin` (made anew when missing or
+/// broken), within five refresh intervals.
 async fn load_keys(
     store: &PgStore,
     admin: &mut Option<PgAdmin>,
-) -> Result<Vec<ApiKeyRecord>, StoreError> {
+) -> Result<(Vec<ApiKeyRecord>, Vec<Tenant>), StoreError> {
     if admin.as_ref().is_none_or(PgAdmin::is_closed) {
         *admin = Some(store.admin().await?);
     }
     let admin = admin.as_ref().ok_or(StoreError::Closed)?;
-    match tokio::time::timeout(KEYS_REFRESH_INTERVAL * 5, admin.api_keys()).await {
+    let both = async { Ok((admin.api_keys().await?, admin.tenants().await?)) };
+    match tokio::time::timeout(KEYS_REFRESH_INTERVAL * 5, both).await {
         Ok(loaded) => loaded,
         Err(_) => Err(StoreError::Io("key refresh timed out".into())),
     }

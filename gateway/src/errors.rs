@@ -35,9 +35,41 @@ pub enum ApiError {
     /// The client stopped sending the body.
     #[error("the request body could not be read")]
     BodyRead,
-    /// Missing or wrong credentials.
+    /// Missing or wrong credentials (the reason is logged and counted, never sent).
     #[error("missing or invalid credentials")]
     Unauthenticated,
+    /// The operator's role may not call this route.
+    #[error("your role may not call this route")]
+    Forbidden,
+    /// The tenant (or, for sign-in, the client address) is over its rate limit.
+    #[error("rate limit exceeded; retry after the Retry-After header's seconds")]
+    RateLimited {
+        /// Whole seconds until a request would conform (at least 1).
+        retry_after_s: u64,
+    },
+    /// The request target is longer than the limit.
+    #[error("the request target is longer than {limit} bytes")]
+    UriTooLong {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// More header fields than the limit.
+    #[error("more than {limit} header fields")]
+    TooManyHeaders {
+        /// The limit.
+        limit: usize,
+    },
+    /// The request conflicts with what exists (a name taken, a key limit reached).
+    #[error("{message}")]
+    Conflict {
+        /// Stable code, e.g. `tenant_exists`.
+        code: &'static str,
+        /// Fixed message.
+        message: &'static str,
+    },
+    /// A security component is at capacity (replay cache, password hashing slots).
+    #[error("the gateway is at capacity")]
+    SecurityBusy,
     /// A named resource does not exist for this tenant.
     #[error("{message}")]
     NotFound {
@@ -81,6 +113,9 @@ pub enum ApiError {
     /// Storage failed (details are logged, never sent).
     #[error("storage failed: {0}")]
     Storage(#[from] StoreError),
+    /// The session store failed (details are logged, never sent).
+    #[error("sessions failed: {0}")]
+    Sessions(storage::sessions::SessionError),
 }
 
 impl From<SubmitError<StoreError>> for ApiError {
@@ -121,6 +156,21 @@ impl ApiError {
             Self::Unauthenticated => {
                 simple(S::UNAUTHORIZED, "authentication_error", "invalid_credentials")
             }
+            Self::Forbidden => simple(S::FORBIDDEN, "permission_error", "forbidden"),
+            Self::RateLimited { .. } => {
+                simple(S::TOO_MANY_REQUESTS, "rate_limit_error", "rate_limited")
+            }
+            Self::UriTooLong { .. } => {
+                simple(S::URI_TOO_LONG, "invalid_request_error", "uri_too_long")
+            }
+            Self::TooManyHeaders { .. } => Shape {
+                status: S::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                kind: "invalid_request_error",
+                code: "too_many_headers",
+                param: None,
+            },
+            Self::Conflict { code, .. } => simple(S::CONFLICT, "invalid_request_error", code),
+            Self::SecurityBusy => simple(S::SERVICE_UNAVAILABLE, "api_error", "overloaded"),
             Self::NotFound { code, .. } => Shape {
                 status: S::NOT_FOUND,
                 kind: "invalid_request_error",
@@ -148,17 +198,20 @@ impl ApiError {
             Self::Storage(e) if e.is_retryable() => {
                 simple(S::SERVICE_UNAVAILABLE, "api_error", "storage_unavailable")
             }
-            Self::Storage(_) => simple(S::INTERNAL_SERVER_ERROR, "api_error", "internal_error"),
+            Self::Storage(e) => storage_shape(e),
+            Self::Sessions(_) => simple(S::SERVICE_UNAVAILABLE, "api_error", "storage_unavailable"),
         }
     }
 
-    /// What the client reads: never internals.
+    /// What the client reads: never internals (a storage refusal's text is a fixed phrase
+    /// or names a rule, never a value).
     fn client_message(&self) -> String {
         match self {
             Self::Storage(e) if e.is_retryable() => {
                 "storage is unavailable; retry with the same ids".into()
             }
-            Self::Storage(_) => "internal error; the request id identifies it in the logs".into(),
+            Self::Storage(e) => storage_message(e).into(),
+            Self::Sessions(_) => "sessions are unavailable; retry shortly".into(),
             Self::TooManyEvents { max } => format!("a request may carry at most {max} events"),
             Self::Wire(e) => e.message.clone(),
             other => other.to_string(),
@@ -168,8 +221,12 @@ impl ApiError {
     /// The HTTP response, logging what the client does not see.
     pub fn into_response(self, request_id: &str) -> Response<Body> {
         let shape = self.shape();
-        if let Self::Storage(error) = &self {
-            tracing::error!(request_id, %error, kind = error.kind(), "storage error");
+        match &self {
+            Self::Storage(error) => {
+                tracing::error!(request_id, %error, kind = error.kind(), "storage error");
+            }
+            Self::Sessions(error) => tracing::error!(request_id, %error, "session store error"),
+            _ => {}
         }
         let mut body = Vec::with_capacity(160);
         body.extend_from_slice(b"{\"error\":{\"type\":\"");
@@ -191,7 +248,11 @@ impl ApiError {
         }
         match self {
             Self::Unauthenticated => {
-                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                let challenge = "Protea-HMAC-SHA256, Bearer";
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+            }
+            Self::RateLimited { retry_after_s } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
             }
             Self::MethodNotAllowed { allow } => {
                 headers.insert(header::ALLOW, HeaderValue::from_static(allow));
@@ -199,6 +260,52 @@ impl ApiError {
             _ => {}
         }
         response
+    }
+}
+
+/// Storage refusals the client caused (a name taken, a key limit, a missing tenant, a
+/// broken rule) and, for everything else, 500.
+fn storage_shape(error: &StoreError) -> Shape {
+    use StatusCode as S;
+    let conflict =
+        |code| Shape { status: S::CONFLICT, kind: "invalid_request_error", code, param: None };
+    match error {
+        StoreError::TenantExists(_) => conflict("tenant_exists"),
+        StoreError::KeyExists => conflict("key_exists"),
+        StoreError::TooManyKeys => conflict("too_many_keys"),
+        StoreError::OperatorExists => conflict("operator_exists"),
+        StoreError::NotFound(_) => Shape {
+            status: S::NOT_FOUND,
+            kind: "invalid_request_error",
+            code: "tenant_not_found",
+            param: None,
+        },
+        StoreError::Invalid(_) => Shape {
+            status: S::BAD_REQUEST,
+            kind: "invalid_request_error",
+            code: "invalid_parameter",
+            param: None,
+        },
+        _ => Shape {
+            status: S::INTERNAL_SERVER_ERROR,
+            kind: "api_error",
+            code: "internal_error",
+            param: None,
+        },
+    }
+}
+
+fn storage_message(error: &StoreError) -> &'static str {
+    match error {
+        StoreError::TenantExists(_) => "a tenant with this name exists already",
+        StoreError::KeyExists => "a key with this id exists already",
+        StoreError::TooManyKeys => {
+            "the tenant has two active keys; revoke one before creating another"
+        }
+        StoreError::OperatorExists => "an operator with this username exists already",
+        StoreError::NotFound(_) => "no tenant with this name",
+        StoreError::Invalid(rule) => rule,
+        _ => "internal error; the request id identifies it in the logs",
     }
 }
 

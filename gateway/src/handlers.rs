@@ -1,13 +1,14 @@
-//! Route handlers: authenticate, read and decode the body, hand events to this core's
-//! batcher or read the store, and write the response into one buffer.
+//! Tenant and public route handlers: decode the body, hand events to this core's batcher
+//! or read the store, and write the response into one buffer. The caller
+//! ([`crate::request`]) has authenticated the tenant and read the body already.
 //!
 //! Handlers never map errors to statuses themselves (that is [`crate::errors`]) and
 //! never log request bodies, secrets or personal information.
 
 use bytes::Bytes;
-use http::{HeaderValue, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
-use hyper::body::Incoming;
+use http::request::Parts;
+use http::{HeaderValue, Response, StatusCode, header};
+use http_body_util::Full;
 use storage::ledger::{
     Event, Key, NewAccount, NewTransfer, Outcome, Record, ResultCode, TenantId, split_open_chain,
 };
@@ -35,22 +36,30 @@ pub struct Target {
     pub id: u128,
 }
 
-/// Serves `route` for `request`.
-pub async fn handle(
+/// Serves a public route (probes and metrics).
+pub fn public(core: &Core, route: RouteId) -> Response<Body> {
+    match route {
+        RouteId::Readyz => readiness(core),
+        RouteId::Metrics => metrics(core),
+        _ => status_json(StatusCode::OK, "live"),
+    }
+}
+
+/// Serves a tenant's route with its `body`, read already.
+pub async fn tenant(
     core: &Core,
     route: RouteId,
     target: Target,
-    request: Request<Incoming>,
+    parts: &Parts,
+    body: Vec<u8>,
 ) -> Result<Response<Body>, ApiError> {
     match route {
-        RouteId::Livez => Ok(status_json(StatusCode::OK, "live")),
-        RouteId::Readyz => Ok(readiness(core)),
-        RouteId::Metrics => Ok(metrics(core)),
-        RouteId::CreateAccounts => create::<NewAccount>(core, target.tenant, request).await,
-        RouteId::CreateTransfers => create::<NewTransfer>(core, target.tenant, request).await,
+        RouteId::CreateAccounts => create::<NewAccount>(core, target.tenant, body).await,
+        RouteId::CreateTransfers => create::<NewTransfer>(core, target.tenant, body).await,
         RouteId::GetAccount => get_account(core, target).await,
         RouteId::GetTransfer => get_transfer(core, target).await,
-        RouteId::ListAccountTransfers => list_account_transfers(core, target, &request).await,
+        RouteId::ListAccountTransfers => list_account_transfers(core, target, parts).await,
+        _ => Err(ApiError::RouteNotFound),
     }
 }
 
@@ -68,37 +77,11 @@ fn readiness(core: &Core) -> Response<Body> {
 }
 
 fn metrics(core: &Core) -> Response<Body> {
-    core.app.observe_pools();
+    core.app.observe();
     let mut response = Response::new(Full::new(Bytes::from(core.app.metrics.encode())));
     let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
-}
-
-/// Reads the whole body within `body_read_timeout`, refusing more than `body_bytes_max`
-/// bytes (up front when the client declares a larger Content-Length).
-async fn read_body(core: &Core, request: Request<Incoming>) -> Result<Vec<u8>, ApiError> {
-    let config = &core.app.config;
-    let read = read_body_limited(request, config.body_bytes_max);
-    tokio::time::timeout(config.body_read_timeout, read).await.map_err(|_| ApiError::BodyTimeout)?
-}
-
-async fn read_body_limited(request: Request<Incoming>, limit: usize) -> Result<Vec<u8>, ApiError> {
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > limit as u64) {
-        return Err(ApiError::BodyTooLarge { limit });
-    }
-    match Limited::new(request.into_body(), limit).collect().await {
-        Ok(collected) => Ok(Vec::from(collected.to_bytes())),
-        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => {
-            Err(ApiError::BodyTooLarge { limit })
-        }
-        Err(_) => Err(ApiError::BodyRead),
-    }
 }
 
 fn decode_limits() -> DecodeLimits {
@@ -147,9 +130,8 @@ impl Creatable for NewTransfer {
 async fn create<T: Creatable>(
     core: &Core,
     tenant: TenantId,
-    request: Request<Incoming>,
+    mut body: Vec<u8>,
 ) -> Result<Response<Body>, ApiError> {
-    let mut body = read_body(core, request).await?;
     let decoded = T::decode(&mut body, &decode_limits())?;
     let ids: Vec<u128> = decoded.as_slice().iter().map(T::id).collect();
     let one = matches!(decoded, Decoded::One(_));
@@ -287,9 +269,9 @@ fn parse_limit(value: &str) -> Result<usize, ApiError> {
 async fn list_account_transfers(
     core: &Core,
     target: Target,
-    request: &Request<Incoming>,
+    parts: &Parts,
 ) -> Result<Response<Body>, ApiError> {
-    let page = page_query(request.uri().query())?;
+    let page = page_query(parts.uri.query())?;
     let key = Key::new(target.tenant, target.id);
     let mut transfers = core
         .store

@@ -5,18 +5,26 @@
 //! nothing depends on it but its binary and the benchmarks. See `docs/ARCHITECTURE.md`.
 
 pub mod admin;
+pub mod admin_api;
+pub mod admin_cmd;
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod backend;
 pub mod config;
+pub mod conn;
 pub mod errors;
 pub mod handlers;
+pub mod keys;
 pub mod logging;
 pub mod metrics;
+pub mod operator_auth;
+pub mod replay;
+pub mod request;
 pub mod router;
 pub mod run;
 pub mod server;
-pub mod tenant_cmd;
+pub mod tls;
 pub mod wire;
 
 #[cfg(test)]

@@ -25,8 +25,9 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Some(Command::Tenant(command)) => report(gateway::tenant_cmd::run(command)),
-        Some(Command::Migrate { storage }) => report(gateway::tenant_cmd::migrate(&storage)),
+        Some(Command::Tenant(command)) => report(gateway::admin_cmd::run_tenant(command)),
+        Some(Command::Operator(command)) => report(gateway::admin_cmd::run_operator(command)),
+        Some(Command::Migrate { storage }) => report(gateway::admin_cmd::migrate(&storage)),
         Some(Command::Serve(args)) => serve(&args),
         None => serve(&cli.serve),
     }

@@ -41,6 +41,36 @@ pub struct CoreLabels {
     pub core: u32,
 }
 
+/// Labels of a refused credential.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AuthLabels {
+    /// `tenant` or `operator`.
+    pub scheme: &'static str,
+    /// The fixed reason code (`bad_signature`, `replayed`, `expired`, ...).
+    pub reason: &'static str,
+}
+
+/// Labels of a rate-limited request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LimitLabels {
+    /// `tenant` or `sign_in`.
+    pub kind: &'static str,
+}
+
+/// Labels of a TLS handshake that did not complete.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TlsLabels {
+    /// `timeout` or `failed`.
+    pub reason: &'static str,
+}
+
+/// Labels of an operator sign-in attempt.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SignInLabels {
+    /// `ok`, `refused`, `locked`, ...
+    pub outcome: &'static str,
+}
+
 /// Every metric the gateway exports.
 pub struct Metrics {
     registry: Registry,
@@ -68,6 +98,20 @@ pub struct Metrics {
     pub connections_open: Gauge,
     /// Connections refused because `connections_max` was reached.
     pub connections_refused: Counter,
+    /// Refused credentials by scheme and reason.
+    pub auth_failures: Family<AuthLabels, Counter>,
+    /// Requests answered 429, by kind of limit.
+    pub rate_limited: Family<LimitLabels, Counter>,
+    /// Whether rate limits are decided locally because Redis failed (0 or 1).
+    pub rate_limit_degraded: Gauge,
+    /// Rate-limit decisions made locally because Redis failed.
+    pub rate_limit_fallback_decisions: Counter,
+    /// TLS handshakes that did not complete, by reason.
+    pub tls_handshake_failures: Family<TlsLabels, Counter>,
+    /// Operator sign-in attempts by outcome.
+    pub sign_ins: Family<SignInLabels, Counter>,
+    /// Signature nonces remembered (the replay cache's size).
+    pub replay_cache_entries: Gauge,
 }
 
 fn latency_buckets() -> Histogram {
@@ -94,6 +138,44 @@ impl Metrics {
         let db_reconnects = Family::default();
         let connections_open = Gauge::default();
         let connections_refused = Counter::default();
+        let auth_failures = Family::default();
+        let rate_limited = Family::default();
+        let rate_limit_degraded = Gauge::default();
+        let rate_limit_fallback_decisions = Counter::default();
+        let tls_handshake_failures = Family::default();
+        let sign_ins = Family::default();
+        let replay_cache_entries = Gauge::default();
+        registry.register(
+            "auth_failures",
+            "Refused credentials by scheme and reason",
+            auth_failures.clone(),
+        );
+        registry.register("rate_limited", "Requests answered 429, by limit", rate_limited.clone());
+        registry.register(
+            "rate_limit_degraded",
+            "1 while rate limits are decided locally because Redis failed",
+            rate_limit_degraded.clone(),
+        );
+        registry.register(
+            "rate_limit_fallback_decisions",
+            "Rate-limit decisions made locally because Redis failed",
+            rate_limit_fallback_decisions.clone(),
+        );
+        registry.register(
+            "tls_handshake_failures",
+            "TLS handshakes that did not complete, by reason",
+            tls_handshake_failures.clone(),
+        );
+        registry.register(
+            "operator_sign_ins",
+            "Operator sign-in attempts by outcome",
+            sign_ins.clone(),
+        );
+        registry.register(
+            "replay_cache_entries",
+            "Signature nonces remembered to refuse replays",
+            replay_cache_entries.clone(),
+        );
         registry.register(
             "http_request_duration_seconds",
             "HTTP request latency by route, method and status",
@@ -160,6 +242,13 @@ impl Metrics {
             db_reconnects,
             connections_open,
             connections_refused,
+            auth_failures,
+            rate_limited,
+            rate_limit_degraded,
+            rate_limit_fallback_decisions,
+            tls_handshake_failures,
+            sign_ins,
+            replay_cache_entries,
         }
     }
 

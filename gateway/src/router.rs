@@ -1,10 +1,13 @@
-//! Routing: a hand-written match on the method and the path's segments, no allocation.
+//! Routing: a hand-written match on the path's segments, then on the method; no
+//! allocation.
 //!
-//! [`RouteId::ALL`] lists every route with its template; `docs/openapi.yaml` must
-//! describe each one (a test checks). Routing never parses ids or bodies and never
-//! touches storage: it only names the route and hands over the raw path parameter.
+//! [`RouteId::ALL`] lists every route with its template and who may call it
+//! ([`Access`]); `docs/openapi.yaml` must describe each one and nothing else (a test
+//! checks). Routing never parses ids or bodies and never touches storage: it only names
+//! the route and hands over the raw path parameters.
 
 use http::Method;
+use storage::operators::Role;
 
 /// Every route the gateway serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -19,6 +22,34 @@ pub enum RouteId {
     CreateTransfers,
     /// `GET /v1/transfers/{id}`
     GetTransfer,
+    /// `POST /v1/operator/sign-in`
+    SignIn,
+    /// `POST /v1/operator/sign-out`
+    SignOut,
+    /// `POST /v1/operator/token`
+    RefreshToken,
+    /// `GET /v1/admin/tenants`
+    ListTenants,
+    /// `POST /v1/admin/tenants`
+    CreateTenant,
+    /// `GET /v1/admin/tenants/{name}/keys`
+    ListTenantKeys,
+    /// `POST /v1/admin/tenants/{name}/keys`
+    CreateTenantKey,
+    /// `DELETE /v1/admin/tenants/{name}/keys/{key_id}`
+    RevokeTenantKey,
+    /// `GET /v1/admin/operators`
+    ListOperators,
+    /// `POST /v1/admin/operators`
+    CreateOperator,
+    /// `POST /v1/admin/operators/{id}/unlock`
+    UnlockOperator,
+    /// `POST /v1/admin/operators/{id}/disable`
+    DisableOperator,
+    /// `POST /v1/admin/operators/{id}/enable`
+    EnableOperator,
+    /// `DELETE /v1/admin/operators/{id}/sessions`
+    RevokeOperatorSessions,
     /// `GET /livez`
     Livez,
     /// `GET /readyz`
@@ -27,14 +58,54 @@ pub enum RouteId {
     Metrics,
 }
 
+/// Who may call a route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone (probes and metrics).
+    Public,
+    /// Anyone, rate-limited per client address: operator sign-in.
+    SignIn,
+    /// A tenant: a signed request, a client certificate, or (where allowed) a Bearer key.
+    Tenant,
+    /// An operator with a live session whose role is in the list.
+    Operator(&'static [Role]),
+}
+
+use Role::{Admin, Auditor, InformationOfficer, Operator as Ops};
+
+/// Every operator role: routes about one's own session.
+const ANY_ROLE: &[Role] = &[Admin, Ops, Auditor, InformationOfficer];
+/// Who may read tenants and their key ids.
+const TENANT_READERS: &[Role] = &[Admin, Ops, Auditor];
+/// Who may rotate and revoke tenants' keys.
+const KEY_MANAGERS: &[Role] = &[Admin, Ops];
+/// Who may read the operator list.
+const OPERATOR_READERS: &[Role] = &[Admin, Auditor];
+/// Who may create tenants and manage operators.
+const ADMINS: &[Role] = &[Admin];
+
 impl RouteId {
     /// Every route, for the spec test and for metrics.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 22] = [
         Self::CreateAccounts,
         Self::GetAccount,
         Self::ListAccountTransfers,
         Self::CreateTransfers,
         Self::GetTransfer,
+        Self::SignIn,
+        Self::SignOut,
+        Self::RefreshToken,
+        Self::ListTenants,
+        Self::CreateTenant,
+        Self::ListTenantKeys,
+        Self::CreateTenantKey,
+        Self::RevokeTenantKey,
+        Self::ListOperators,
+        Self::CreateOperator,
+        Self::UnlockOperator,
+        Self::DisableOperator,
+        Self::EnableOperator,
+        Self::RevokeOperatorSessions,
         Self::Livez,
         Self::Readyz,
         Self::Metrics,
@@ -49,25 +120,59 @@ impl RouteId {
             Self::ListAccountTransfers => ("GET", "/v1/accounts/{id}/transfers"),
             Self::CreateTransfers => ("POST", "/v1/transfers"),
             Self::GetTransfer => ("GET", "/v1/transfers/{id}"),
+            Self::SignIn => ("POST", "/v1/operator/sign-in"),
+            Self::SignOut => ("POST", "/v1/operator/sign-out"),
+            Self::RefreshToken => ("POST", "/v1/operator/token"),
+            Self::ListTenants => ("GET", "/v1/admin/tenants"),
+            Self::CreateTenant => ("POST", "/v1/admin/tenants"),
+            Self::ListTenantKeys => ("GET", "/v1/admin/tenants/{name}/keys"),
+            Self::CreateTenantKey => ("POST", "/v1/admin/tenants/{name}/keys"),
+            Self::RevokeTenantKey => ("DELETE", "/v1/admin/tenants/{name}/keys/{key_id}"),
+            Self::ListOperators => ("GET", "/v1/admin/operators"),
+            Self::CreateOperator => ("POST", "/v1/admin/operators"),
+            Self::UnlockOperator => ("POST", "/v1/admin/operators/{id}/unlock"),
+            Self::DisableOperator => ("POST", "/v1/admin/operators/{id}/disable"),
+            Self::EnableOperator => ("POST", "/v1/admin/operators/{id}/enable"),
+            Self::RevokeOperatorSessions => ("DELETE", "/v1/admin/operators/{id}/sessions"),
             Self::Livez => ("GET", "/livez"),
             Self::Readyz => ("GET", "/readyz"),
             Self::Metrics => ("GET", "/metrics"),
         }
     }
 
-    /// Whether the route needs a tenant's credentials.
-    pub const fn is_authenticated(self) -> bool {
-        !matches!(self, Self::Livez | Self::Readyz | Self::Metrics)
+    /// Who may call the route.
+    pub const fn access(self) -> Access {
+        match self {
+            Self::Livez | Self::Readyz | Self::Metrics => Access::Public,
+            Self::SignIn => Access::SignIn,
+            Self::CreateAccounts
+            | Self::GetAccount
+            | Self::ListAccountTransfers
+            | Self::CreateTransfers
+            | Self::GetTransfer => Access::Tenant,
+            Self::SignOut | Self::RefreshToken => Access::Operator(ANY_ROLE),
+            Self::ListTenants | Self::ListTenantKeys => Access::Operator(TENANT_READERS),
+            Self::CreateTenantKey | Self::RevokeTenantKey => Access::Operator(KEY_MANAGERS),
+            Self::ListOperators => Access::Operator(OPERATOR_READERS),
+            Self::CreateTenant
+            | Self::CreateOperator
+            | Self::UnlockOperator
+            | Self::DisableOperator
+            | Self::EnableOperator
+            | Self::RevokeOperatorSessions => Access::Operator(ADMINS),
+        }
     }
 }
 
-/// A matched route and its raw `{id}` segment (empty when the route has none).
+/// A matched route and its raw path parameters (empty when the route has none).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Matched<'p> {
     /// Which route.
     pub route: RouteId,
-    /// The `{id}` path segment, unparsed.
+    /// The first path parameter (`{id}` or `{name}`), unparsed.
     pub id: &'p str,
+    /// The second path parameter (`{key_id}`), unparsed.
+    pub sub: &'p str,
 }
 
 /// Why no route matched.
@@ -75,47 +180,110 @@ pub struct Matched<'p> {
 pub enum NoRoute {
     /// No route has this path.
     NotFound,
-    /// The path exists with another method.
+    /// The path exists with other methods.
     MethodNotAllowed {
-        /// The method the path takes (for the `Allow` header).
+        /// The methods the path takes (for the `Allow` header).
         allow: &'static str,
     },
 }
 
-/// Matches `method` and `path` (without the query) to a route.
-pub fn route<'p>(method: &Method, path: &'p str) -> Result<Matched<'p>, NoRoute> {
-    let (route, id) = by_path(path).ok_or(NoRoute::NotFound)?;
-    let allow = route.template().0;
-    if allow != method.as_str() {
-        return Err(NoRoute::MethodNotAllowed { allow });
-    }
-    Ok(Matched { route, id })
+/// The routes of one path, by method.
+struct PathRoutes<'p> {
+    get: Option<RouteId>,
+    post: Option<RouteId>,
+    delete: Option<RouteId>,
+    allow: &'static str,
+    id: &'p str,
+    sub: &'p str,
 }
 
-fn by_path(path: &str) -> Option<(RouteId, &str)> {
-    let rest = path.strip_prefix('/')?;
-    let mut segments = rest.split('/');
-    let found = match (segments.next(), segments.next(), segments.next(), segments.next()) {
-        (Some("v1"), Some("accounts"), None, None) => (RouteId::CreateAccounts, ""),
-        (Some("v1"), Some("transfers"), None, None) => (RouteId::CreateTransfers, ""),
-        (Some("v1"), Some("accounts"), Some(id), None) if !id.is_empty() => {
-            (RouteId::GetAccount, id)
-        }
-        (Some("v1"), Some("accounts"), Some(id), Some("transfers")) if !id.is_empty() => {
-            (RouteId::ListAccountTransfers, id)
-        }
-        (Some("v1"), Some("transfers"), Some(id), None) if !id.is_empty() => {
-            (RouteId::GetTransfer, id)
-        }
-        (Some("livez"), None, None, None) => (RouteId::Livez, ""),
-        (Some("readyz"), None, None, None) => (RouteId::Readyz, ""),
-        (Some("metrics"), None, None, None) => (RouteId::Metrics, ""),
-        _ => return None,
+/// Matches `method` and `path` (without the query) to a route.
+pub fn route<'p>(method: &Method, path: &'p str) -> Result<Matched<'p>, NoRoute> {
+    let routes = by_path(path).ok_or(NoRoute::NotFound)?;
+    let route = match *method {
+        Method::GET => routes.get,
+        Method::POST => routes.post,
+        Method::DELETE => routes.delete,
+        _ => None,
     };
-    if segments.next().is_some() {
-        return None;
+    match route {
+        Some(route) => Ok(Matched { route, id: routes.id, sub: routes.sub }),
+        None => Err(NoRoute::MethodNotAllowed { allow: routes.allow }),
     }
-    Some(found)
+}
+
+fn get(route: RouteId) -> PathRoutes<'static> {
+    PathRoutes { get: Some(route), post: None, delete: None, allow: "GET", id: "", sub: "" }
+}
+
+fn post(route: RouteId) -> PathRoutes<'static> {
+    PathRoutes { get: None, post: Some(route), delete: None, allow: "POST", id: "", sub: "" }
+}
+
+fn delete(route: RouteId) -> PathRoutes<'static> {
+    PathRoutes { get: None, post: None, delete: Some(route), allow: "DELETE", id: "", sub: "" }
+}
+
+fn get_post(get: RouteId, post: RouteId) -> PathRoutes<'static> {
+    PathRoutes {
+        get: Some(get),
+        post: Some(post),
+        delete: None,
+        allow: "GET, POST",
+        id: "",
+        sub: "",
+    }
+}
+
+/// The most segments a route's path has.
+const SEGMENTS_MAX: usize = 6;
+
+/// The path's segments (at most [`SEGMENTS_MAX`], none empty), without allocating.
+fn segments(path: &str) -> Option<([&str; SEGMENTS_MAX], usize)> {
+    let mut found = [""; SEGMENTS_MAX];
+    let mut count = 0;
+    for segment in path.strip_prefix('/')?.split('/') {
+        if segment.is_empty() || count == SEGMENTS_MAX {
+            return None;
+        }
+        found[count] = segment;
+        count += 1;
+    }
+    Some((found, count))
+}
+
+fn by_path(path: &str) -> Option<PathRoutes<'_>> {
+    use RouteId as R;
+    let (found, count) = segments(path)?;
+    let with = |routes: PathRoutes<'static>, id, sub| PathRoutes { id, sub, ..routes };
+    Some(match found[..count] {
+        ["v1", "accounts"] => post(R::CreateAccounts),
+        ["v1", "accounts", id] => with(get(R::GetAccount), id, ""),
+        ["v1", "accounts", id, "transfers"] => with(get(R::ListAccountTransfers), id, ""),
+        ["v1", "transfers"] => post(R::CreateTransfers),
+        ["v1", "transfers", id] => with(get(R::GetTransfer), id, ""),
+        ["v1", "operator", "sign-in"] => post(R::SignIn),
+        ["v1", "operator", "sign-out"] => post(R::SignOut),
+        ["v1", "operator", "token"] => post(R::RefreshToken),
+        ["v1", "admin", "tenants"] => get_post(R::ListTenants, R::CreateTenant),
+        ["v1", "admin", "tenants", name, "keys"] => {
+            with(get_post(R::ListTenantKeys, R::CreateTenantKey), name, "")
+        }
+        ["v1", "admin", "tenants", name, "keys", key_id] => {
+            with(delete(R::RevokeTenantKey), name, key_id)
+        }
+        ["v1", "admin", "operators"] => get_post(R::ListOperators, R::CreateOperator),
+        ["v1", "admin", "operators", id, "unlock"] => with(post(R::UnlockOperator), id, ""),
+        ["v1", "admin", "operators", id, "disable"] => with(post(R::DisableOperator), id, ""),
+        ["v1", "admin", "operators", id, "enable"] => with(post(R::EnableOperator), id, ""),
+        ["v1", "admin", "operators", id, "sessions"] => {
+            with(delete(R::RevokeOperatorSessions), id, "")
+        }
+        ["livez"] => get(R::Livez),
+        ["readyz"] => get(R::Readyz),
+        ["metrics"] => get(R::Metrics),
+        _ => return None,
+    })
 }
 
 #[cfg(test)]
@@ -124,7 +292,10 @@ mod tests {
 
     /// A concrete path for a template.
     fn example(template: &str) -> String {
-        template.replace("{id}", "0190b9a4-7c3e-7d1a-9c1f-3b2a1d4e5f60")
+        template
+            .replace("{id}", "0190b9a4-7c3e-7d1a-9c1f-3b2a1d4e5f60")
+            .replace("{name}", "acme")
+            .replace("{key_id}", "pk_0123456789abcdef")
     }
 
     #[test]
@@ -145,9 +316,23 @@ mod tests {
             (Method::GET, "/v1/accounts/", Err(NoRoute::NotFound)),
             (Method::GET, "/v1/accounts/x/transfers/y", Err(NoRoute::NotFound)),
             (Method::GET, "/v2/accounts", Err(NoRoute::NotFound)),
+            (Method::GET, "/v1/admin/tenants/acme/keys/", Err(NoRoute::NotFound)),
+            (Method::GET, "/v1/admin/tenants/acme/keys/k/x", Err(NoRoute::NotFound)),
+            (Method::GET, "//livez", Err(NoRoute::NotFound)),
+            (Method::GET, "/v1/admin/operators/1/explode", Err(NoRoute::NotFound)),
             (Method::GET, "/v1/accounts", Err(NoRoute::MethodNotAllowed { allow: "POST" })),
             (Method::DELETE, "/v1/transfers/abc", Err(NoRoute::MethodNotAllowed { allow: "GET" })),
             (Method::POST, "/livez", Err(NoRoute::MethodNotAllowed { allow: "GET" })),
+            (
+                Method::PUT,
+                "/v1/admin/tenants",
+                Err(NoRoute::MethodNotAllowed { allow: "GET, POST" }),
+            ),
+            (
+                Method::GET,
+                "/v1/admin/tenants/acme/keys/k",
+                Err(NoRoute::MethodNotAllowed { allow: "DELETE" }),
+            ),
         ];
         for (method, path, expected) in cases {
             assert_eq!(route(&method, path).map(|m| m.route), expected, "{method} {path}");
@@ -155,8 +340,20 @@ mod tests {
     }
 
     #[test]
-    fn id_segment_is_handed_over_raw() {
+    fn path_parameters_are_handed_over_raw() {
         let matched = route(&Method::GET, "/v1/accounts/abc/transfers").unwrap();
-        assert_eq!(matched, Matched { route: RouteId::ListAccountTransfers, id: "abc" });
+        assert_eq!(matched, Matched { route: RouteId::ListAccountTransfers, id: "abc", sub: "" });
+        let matched = route(&Method::DELETE, "/v1/admin/tenants/acme/keys/pk_1").unwrap();
+        assert_eq!(matched, Matched { route: RouteId::RevokeTenantKey, id: "acme", sub: "pk_1" });
+    }
+
+    #[test]
+    fn every_operator_route_admits_admins_and_only_listed_roles() {
+        for route in RouteId::ALL {
+            if let Access::Operator(roles) = route.access() {
+                assert!(roles.contains(&Role::Admin), "{route:?}");
+                assert!(!roles.is_empty());
+            }
+        }
     }
 }

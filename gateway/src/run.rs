@@ -1,5 +1,6 @@
-//! The gateway's lifecycle: open the store, load keys, bind, start the cores, wait for a
-//! signal, drain, close the store. `main` calls [`serve`]; tests run the real binary.
+//! The gateway's lifecycle: load the gateway's keys, open the store, set up TLS, rate
+//! limits and sessions, load tenants' keys, bind, start the cores, wait for a signal,
+//! drain, close the store. `main` calls [`serve`]; tests run the real binary.
 //!
 //! The main thread runs a small runtime of its own for what is off the request path:
 //! signals, the admin socket (embedded store), and on PostgreSQL the key/readiness
@@ -9,18 +10,28 @@ use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
-use storage::Store;
+use arc_swap::ArcSwap;
 use storage::embedded::{Embedded, EmbeddedConfig};
+use storage::postgres::PgAdmin;
+use storage::ratelimit::{LocalLimiter, RateLimiter, RedisLimiter, RedisSettings};
+use storage::secrets::{AwsSettings, SecretValue, SecretsProvider};
+use storage::sessions::{DynamoSessions, DynamoSessionsConfig, Sessions};
+use storage::{Store, StoreError};
 use tokio::runtime::Runtime;
 use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 
 use crate::admin;
 use crate::app::App;
-use crate::auth::KeyCache;
+use crate::auth::Credentials;
 use crate::backend;
 use crate::config::{Config, PostgresConfig, StorageConfig};
+use crate::keys;
 use crate::metrics::Metrics;
+use crate::operator_auth::SessionStore;
+use crate::replay::ReplayCache;
 use crate::server;
+use crate::tls;
 
 /// Listen backlog of each core's socket.
 const LISTEN_BACKLOG: i32 = 1024;
@@ -28,32 +39,39 @@ const LISTEN_BACKLOG: i32 = 1024;
 /// Runs the gateway until SIGTERM or SIGINT, then drains and returns.
 pub fn serve(config: Config) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let keys = Arc::new(KeyCache::new(Vec::new()));
-    let (store, admin_listener) = match &config.storage {
-        StorageConfig::Embedded => {
-            let store = Arc::new(Embedded::open(&store_config(&config))?);
-            let admin_listener =
-                admin::bind(&config.data_dir).context("binding the admin socket")?;
-            keys.replace(store.api_keys()?);
-            (Store::Embedded(store), Some(admin_listener))
-        }
-        StorageConfig::Postgres(postgres) => (open_postgres(&runtime, postgres, &keys)?, None),
+    let keys = runtime.block_on(keys::load(&config.keys)).context("loading the gateway's keys")?;
+    let opened = open_store(&runtime, &config)?;
+    let tls = match &config.security.tls {
+        Some(tls) => Some(TlsAcceptor::from(tls::server_config(tls)?)),
+        None => None,
     };
+    let limiter = runtime.block_on(rate_limiter(&config))?;
+    let sessions = runtime.block_on(session_store(&config))?;
     let listeners = pool::listener::bind_reuseport(config.listen, config.threads, LISTEN_BACKLOG)
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listeners.first().map(|l| l.local_addr()).transpose()?.context("no listener")?;
+    let store = opened.store.clone();
     let app = Arc::new(App {
         config: config.clone(),
         store: store.clone(),
         core_stores: Mutex::new(Vec::new()),
-        keys,
+        credentials: Arc::new(Credentials::empty()),
+        keys: Arc::new(ArcSwap::from_pointee(keys)),
+        replay: ReplayCache::new(config.security.replay_cache_entries_max),
+        limiter,
+        sessions,
+        tls,
+        password_slots: tokio::sync::Semaphore::new(PASSWORD_SLOTS),
         metrics: Arc::new(Metrics::new()),
         connections: AtomicUsize::new(0),
         draining: AtomicBool::new(false),
+        started: std::time::Instant::now(),
     });
+    let admin_listener = start_upkeep(&runtime, &app, opened)?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let cores = start_cores(&app, listeners, &shutdown_rx)?;
-    tracing::info!(%addr, threads = config.threads, storage = store.backend(), "listening");
+    let scheme = if app.tls.is_some() { "https" } else { "http" };
+    tracing::info!(%addr, scheme, threads = config.threads, storage = store.backend(), "listening");
     wait_for_signal(&runtime, &app, admin_listener)?;
     tracing::info!("shutting down: draining connections and batches");
     server::begin_shutdown(&app, &shutdown_tx);
@@ -67,24 +85,98 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Connects, migrates and loads the keys, then keeps keys, readiness and the secret
-/// current on `runtime` while the gateway runs.
-fn open_postgres(
-    runtime: &Runtime,
-    config: &PostgresConfig,
-    keys: &Arc<KeyCache>,
-) -> anyhow::Result<Store> {
-    let postgres = runtime.block_on(backend::postgres(config))?;
-    let store = postgres.store;
-    let admin = runtime.block_on(backend::connect_and_migrate(&store))?;
-    keys.replace(runtime.block_on(admin.api_keys())?);
-    store.set_ready(true);
-    runtime.spawn(backend::refresh_keys_and_readiness(store.clone(), admin, keys.clone()));
-    if let Some((provider, value)) = postgres.secret {
-        let _guard = runtime.enter();
-        backend::watch_secret(config.clone(), &store, provider, value);
+/// Password hashes computed at once (each takes tens of milliseconds of CPU and 19 MiB).
+const PASSWORD_SLOTS: usize = 4;
+/// Most tenants and client addresses the local limiter tracks at once.
+const RATE_LIMIT_KEYS_MAX: usize = 100_000;
+
+/// A PostgreSQL store's administrative connection, its secret (to watch) and settings.
+type PostgresUpkeep = (PgAdmin, Option<(SecretsProvider, SecretValue)>, PostgresConfig);
+
+/// The store as opened, with what its upkeep needs.
+struct Opened {
+    store: Store,
+    admin_listener: Option<std::os::unix::net::UnixListener>,
+    postgres: Option<PostgresUpkeep>,
+}
+
+fn open_store(runtime: &Runtime, config: &Config) -> anyhow::Result<Opened> {
+    match &config.storage {
+        StorageConfig::Embedded => {
+            let store = Arc::new(Embedded::open(&store_config(config))?);
+            let admin_listener =
+                admin::bind(&config.data_dir).context("binding the admin socket")?;
+            let store = Store::Embedded(store);
+            Ok(Opened { store, admin_listener: Some(admin_listener), postgres: None })
+        }
+        StorageConfig::Postgres(postgres) => {
+            let opened = runtime.block_on(backend::postgres(postgres))?;
+            let admin = runtime.block_on(backend::connect_and_migrate(&opened.store))?;
+            let upkeep = (admin, opened.secret, (**postgres).clone());
+            let store = Store::Postgres(opened.store);
+            Ok(Opened { store, admin_listener: None, postgres: Some(upkeep) })
+        }
     }
-    Ok(Store::Postgres(store))
+}
+
+/// Loads the tenants' keys, then keeps them, readiness and the database secret current
+/// (PostgreSQL) on `runtime`. Returns the admin socket to serve (embedded).
+fn start_upkeep(
+    runtime: &Runtime,
+    app: &Arc<App>,
+    opened: Opened,
+) -> anyhow::Result<Option<std::os::unix::net::UnixListener>> {
+    let kek = &app.keys.load().kek;
+    match (&opened.store, opened.postgres) {
+        (Store::Embedded(store), _) => {
+            app.credentials.replace(store.api_keys()?, store.tenants()?, kek);
+        }
+        (Store::Postgres(store), Some((admin, secret, config))) => {
+            let loaded =
+                async { Ok::<_, StoreError>((admin.api_keys().await?, admin.tenants().await?)) };
+            let (keys, tenants) = runtime.block_on(loaded)?;
+            app.credentials.replace(keys, tenants, kek);
+            store.set_ready(true);
+            runtime.spawn(backend::refresh_keys_and_readiness(store.clone(), admin, app.clone()));
+            if let Some((provider, value)) = secret {
+                let _guard = runtime.enter();
+                backend::watch_secret(config, store, provider, value);
+            }
+        }
+        (Store::Postgres(_), None) => anyhow::bail!("PostgreSQL opened without its upkeep"),
+    }
+    Ok(opened.admin_listener)
+}
+
+/// Local limits, or global ones through Redis (its connection task runs on the main
+/// runtime) with a local fallback.
+async fn rate_limiter(config: &Config) -> anyhow::Result<RateLimiter> {
+    let local = LocalLimiter::new(RATE_LIMIT_KEYS_MAX);
+    match &config.security.redis_url {
+        None => Ok(RateLimiter::local(local)),
+        Some(url) => {
+            let redis = RedisLimiter::connect(&url.0, &RedisSettings::default())
+                .map_err(|error| anyhow::anyhow!("invalid configuration: redis-url: {error}"))?;
+            Ok(RateLimiter::global(redis, local))
+        }
+    }
+}
+
+/// DynamoDB sessions (cached in Redis when configured), or sessions in the store.
+async fn session_store(config: &Config) -> anyhow::Result<SessionStore> {
+    let security = &config.security;
+    let Some(table) = &security.sessions_table else { return Ok(SessionStore::Store) };
+    let dynamo = DynamoSessions::connect(DynamoSessionsConfig {
+        table: table.clone(),
+        aws: AwsSettings::default(),
+        redis_url: security.redis_url.as_ref().map(|url| url.0.clone()),
+    })
+    .await
+    .context("connecting to the DynamoDB sessions table")?;
+    if security.sessions_table_create {
+        dynamo.ensure_table().await.context("creating the DynamoDB sessions table")?;
+    }
+    Ok(SessionStore::Dynamo(Sessions::from(dynamo)))
 }
 
 /// The store's settings: every core may have one batch in flight at the writer, plus

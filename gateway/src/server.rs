@@ -1,33 +1,39 @@
 //! The server: one current-thread runtime per core, each with its own SO_REUSEPORT
-//! listener, hyper connections (HTTP/1.1 and h2c) and batcher.
+//! listener, connections (plain HTTP/1.1 and h2c, or TLS with ALPN h2 and http/1.1) and
+//! batcher. Each connection runs on the core that accepted it, bounded by the header-read
+//! timeout, the TLS handshake timeout and the idle timeout.
 //!
 //! Shutdown (SIGTERM/SIGINT): `/readyz` turns 503, every core stops accepting, open
 //! connections finish their in-flight requests (up to `drain_timeout`), each core's
 //! batcher flushes what it accepted, and the store's writer commits the last batch
-//! before the process exits 0. Nothing here parses bodies or touches the ledger.
+//! before the process exits 0. Nothing here parses bodies, authenticates or touches the
+//! ledger: [`crate::request`] serves each request.
 
-use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
 
-use http::{HeaderValue, Request, Response};
-use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use pool::batcher::{BatcherConfig, batcher};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::app::{App, Core, StoreFlusher};
-use crate::errors::{ApiError, Body};
-use crate::handlers::{self, Target};
-use crate::metrics::{CoreFlushObserver, CoreLabels, RequestLabels};
-use crate::router::{self, NoRoute, RouteId};
-use crate::wire;
+use crate::conn::{self, Activity, ConnInfo, Tracked};
+use crate::metrics::{CoreFlushObserver, CoreLabels, TlsLabels};
+use crate::request;
+use crate::tls::ClientIdentity;
+
+/// The smallest HTTP/1.1 read buffer hyper accepts (it also bounds the request head).
+const HTTP1_READ_BUFFER_MIN: usize = 8192;
+/// How often an HTTP/2 connection is pinged to detect a dead peer.
+const H2_PING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long a ping may go unanswered before the connection is closed.
+const H2_PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Runs one core until `shutdown` flips, then drains it.
 pub async fn run_core(
@@ -74,12 +80,14 @@ async fn accept_until_shutdown(
     shutdown: &mut watch::Receiver<bool>,
 ) {
     let graceful = GracefulShutdown::new();
-    let builder = connection_builder(&core.app);
+    let builder = std::rc::Rc::new(connection_builder(&core.app));
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => serve_connection(core, &builder, &graceful, &mut connections, stream),
+                Ok((stream, peer)) => {
+                    serve_connection(core, &builder, &graceful, &mut connections, stream, peer);
+                }
                 Err(error) => tracing::warn!(core = core.index, %error, "accept failed"),
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
@@ -104,14 +112,26 @@ async fn drain(core: &Core, graceful: GracefulShutdown, mut connections: JoinSet
     while connections.join_next().await.is_some() {}
 }
 
+/// HTTP/1.1 and HTTP/2 settings: header-read timeout (also the HTTP/1.1 keep-alive idle
+/// bound), header count and size limits, stream limits and keep-alive pings.
 fn connection_builder(app: &App) -> auto::Builder<TokioExecutor> {
+    let security = &app.config.security;
+    let header_bytes_max = u32::try_from(security.header_bytes_max).unwrap_or(u32::MAX);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(app.config.header_read_timeout)
-        .max_buf_size(64 * 1024);
-    builder.http2().timer(TokioTimer::new()).max_concurrent_streams(256);
+        .max_headers(security.headers_max)
+        .max_buf_size(security.header_bytes_max.max(HTTP1_READ_BUFFER_MIN));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(256)
+        .max_header_list_size(header_bytes_max)
+        .max_pending_accept_reset_streams(Some(64))
+        .keep_alive_interval(Some(H2_PING_INTERVAL))
+        .keep_alive_timeout(H2_PING_TIMEOUT);
     builder
 }
 
@@ -138,139 +158,71 @@ fn admit(app: &Arc<App>) -> Option<ConnectionGuard> {
 
 fn serve_connection(
     core: &Arc<Core>,
-    builder: &auto::Builder<TokioExecutor>,
+    builder: &std::rc::Rc<auto::Builder<TokioExecutor>>,
     graceful: &GracefulShutdown,
     connections: &mut JoinSet<()>,
     stream: tokio::net::TcpStream,
+    peer: SocketAddr,
 ) {
     let Some(guard) = admit(&core.app) else { return };
     let _ = stream.set_nodelay(true);
-    let core = core.clone();
-    let service = service_fn(move |request| serve_request(core.clone(), request));
-    let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
-    let connection = graceful.watch(connection);
+    let (core, builder, watcher) = (core.clone(), builder.clone(), graceful.watcher());
     connections.spawn_local(async move {
-        let _ = connection.await;
+        let activity = Activity::new();
+        let stream = Tracked::new(stream, activity.clone());
+        let idle_timeout = core.app.config.security.idle_timeout;
+        let served = async {
+            match core.app.tls.clone() {
+                None => {
+                    let info = ConnInfo { peer, tls: false, identity: ClientIdentity::None };
+                    serve_http(&core, &builder, watcher, stream, info).await;
+                }
+                Some(acceptor) => {
+                    let timeout = core.app.config.header_read_timeout;
+                    match conn::accept_tls(&acceptor, stream, timeout).await {
+                        Ok((tls, identity)) => {
+                            let info = ConnInfo { peer, tls: true, identity };
+                            serve_http(&core, &builder, watcher, tls, info).await;
+                        }
+                        Err(error) => handshake_failed(&core, &error),
+                    }
+                }
+            }
+        };
+        tokio::select! {
+            () = served => {}
+            () = activity.idle(idle_timeout) => {}
+        }
         drop(guard);
     });
 }
 
-async fn serve_request(
-    core: Arc<Core>,
-    request: Request<Incoming>,
-) -> Result<Response<Body>, Infallible> {
-    let started = Instant::now();
-    let request_id = request_id(&core, &request);
-    let method = request.method().clone();
-    let (route_label, result) = route_and_handle(&core, request).await;
-    let mut response = result.unwrap_or_else(|error| error.into_response(&request_id));
-    add_common_headers(&mut response, &request_id);
-    let status = response.status().as_u16();
-    let elapsed = started.elapsed();
-    let labels = RequestLabels { route: route_label, method: static_method(&method), status };
-    core.app.metrics.observe_request(&labels, elapsed);
-    let latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-    if status >= 500 {
-        tracing::warn!(request_id, route = route_label, status, latency_us, "request failed");
-    } else {
-        tracing::debug!(request_id, route = route_label, status, latency_us, "request");
-    }
-    Ok(response)
+async fn serve_http<IO>(
+    core: &Arc<Core>,
+    builder: &auto::Builder<TokioExecutor>,
+    watcher: Watcher,
+    stream: IO,
+    info: ConnInfo,
+) where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (core, info) = (core.clone(), Arc::new(info));
+    let service = service_fn(move |request| request::serve(core.clone(), info.clone(), request));
+    let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+    let _ = watcher.watch(connection).await;
 }
 
-async fn route_and_handle(
-    core: &Core,
-    request: Request<Incoming>,
-) -> (&'static str, Result<Response<Body>, ApiError>) {
-    let matched = match router::route(request.method(), request.uri().path()) {
-        Ok(matched) => matched,
-        Err(NoRoute::NotFound) => return ("unmatched", Err(ApiError::RouteNotFound)),
-        Err(NoRoute::MethodNotAllowed { allow }) => {
-            return ("unmatched", Err(ApiError::MethodNotAllowed { allow }));
-        }
+fn handshake_failed(core: &Core, error: &conn::HandshakeError) {
+    let reason = match error {
+        conn::HandshakeError::Timeout => "timeout",
+        conn::HandshakeError::Failed(_) => "failed",
     };
-    let route = matched.route;
-    let label = route.template().1;
-    let target = match target(core, route, matched.id, &request) {
-        Ok(target) => target,
-        Err(error) => return (label, Err(error)),
-    };
-    (label, handlers::handle(core, route, target, request).await)
-}
-
-/// Authenticates (where the route needs it) and only then parses the path id, so an
-/// unauthenticated caller learns nothing about ids.
-fn target(
-    core: &Core,
-    route: RouteId,
-    id_segment: &str,
-    request: &Request<Incoming>,
-) -> Result<Target, ApiError> {
-    let tenant =
-        if route.is_authenticated() { core.app.keys.authenticate(request.headers())? } else { 0 };
-    Ok(Target { tenant, id: path_id(id_segment)? })
-}
-
-/// The `{id}` segment as a 128-bit id (zero for routes without one).
-fn path_id(segment: &str) -> Result<u128, ApiError> {
-    if segment.is_empty() {
-        return Ok(0);
-    }
-    wire::parse_uuid(segment).ok_or(ApiError::InvalidParam {
-        param: "id",
-        message: "id must be a UUID like 0190b9a4-7c3e-7d1a-9c1f-3b2a1d4e5f60",
-    })
-}
-
-/// The client's `X-Request-Id` when it is short and plain, else a new one.
-fn request_id(core: &Core, request: &Request<Incoming>) -> String {
-    let given = request.headers().get("x-request-id").and_then(|v| v.to_str().ok());
-    let plain = |id: &&str| {
-        (1..=64).contains(&id.len())
-            && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    };
-    match given.filter(plain) {
-        Some(id) => id.to_owned(),
-        None => core.next_request_id(),
-    }
-}
-
-fn add_common_headers(response: &mut Response<Body>, request_id: &str) {
-    let headers = response.headers_mut();
-    if let Ok(value) = HeaderValue::from_str(request_id) {
-        headers.insert("x-request-id", value);
-    }
-    headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
-    headers.insert("cache-control", HeaderValue::from_static("no-store"));
-}
-
-fn static_method(method: &http::Method) -> &'static str {
-    match *method {
-        http::Method::GET => "GET",
-        http::Method::POST => "POST",
-        http::Method::PUT => "PUT",
-        http::Method::DELETE => "DELETE",
-        http::Method::HEAD => "HEAD",
-        http::Method::PATCH => "PATCH",
-        http::Method::OPTIONS => "OPTIONS",
-        _ => "OTHER",
-    }
+    core.app.metrics.tls_handshake_failures.get_or_create(&TlsLabels { reason }).inc();
+    tracing::debug!(core = core.index, %error, "TLS handshake did not complete");
 }
 
 /// Marks the process as draining and tells every core to stop accepting.
 pub fn begin_shutdown(app: &App, shutdown: &watch::Sender<bool>) {
     app.draining.store(true, Ordering::Relaxed);
     let _ = shutdown.send(true);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn path_ids_parse_or_name_the_parameter() {
-        assert_eq!(path_id("").unwrap(), 0);
-        assert_eq!(path_id("00000000-0000-0000-0000-00000000002a").unwrap(), 42);
-        assert!(matches!(path_id("42"), Err(ApiError::InvalidParam { param: "id", .. })));
-    }
 }

@@ -145,6 +145,14 @@ impl CoreStore {
         }
     }
 
+    /// Every tenant, by id.
+    pub async fn tenants(&self) -> Result<Vec<Tenant>, StoreError> {
+        match self {
+            Self::Embedded(store) => store.tenants(),
+            Self::Postgres(core) => core.tenants().await,
+        }
+    }
+
     /// Every active (not revoked) API key, for the gateway's key cache.
     pub async fn api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
         match self {

@@ -32,7 +32,7 @@ use crate::pg_multi_process::{
     Book, Generator, Next, create_accounts, create_tenant, lock, resolve_unknown, send_retrying,
     verify, wait_for_key,
 };
-use crate::support::{self, Api, Gateway, Rng, Spawned, uuid};
+use crate::support::{self, Api, Gateway, Rng, SHARED_KEYS, Spawned, uuid};
 
 /// Concurrent clients.
 const CLIENTS: u64 = 8;
@@ -239,7 +239,7 @@ async fn connections_killed_during_flushes_lose_nothing() {
     let url = db.gateway_url();
     let auth = create_tenant(&url, "killed", &[]);
     let dir = support::data_dir();
-    let gateway = Gateway::start(dir.path(), &["--storage", &url]);
+    let gateway = Gateway::start(dir.path(), &["--storage", &url, SHARED_KEYS[0], SHARED_KEYS[1]]);
     let api = Api::http1(gateway.addr());
     api.wait_ready().await;
     wait_for_key(&api, &auth).await;
@@ -312,7 +312,7 @@ async fn postgres_restart_mid_load_loses_nothing() {
     let url = cluster.url();
     let auth = create_tenant(&url, "restarted", &[]);
     let dir = support::data_dir();
-    let gateway = Gateway::start(dir.path(), &["--storage", &url]);
+    let gateway = Gateway::start(dir.path(), &["--storage", &url, SHARED_KEYS[0], SHARED_KEYS[1]]);
     let api = Api::http1(gateway.addr());
     api.wait_ready().await;
     wait_for_key(&api, &auth).await;
@@ -439,6 +439,7 @@ async fn tls_verifies_the_server_certificate() {
         [("the webpki roots", vec![]), ("another CA", vec!["--database-ca-file", &other_ca])]
     {
         let mut args = vec!["--storage", &url, "--listen", "127.0.0.1:0", "--threads", "1"];
+        args.extend_from_slice(&SHARED_KEYS);
         args.extend_from_slice(&extra);
         let mut gateway = Spawned::start(&args);
         let line = gateway.wait_for_line(NEVER_UP_WATCH, |line| {
@@ -469,7 +470,10 @@ async fn tls_verifies_the_server_certificate() {
     // With the CA that signed it: a tenant, a gateway, a transfer, all over TLS.
     let auth = create_tenant(&url, "tls", &["--database-ca-file", &ca]);
     let dir = support::data_dir();
-    let gateway = Gateway::start(dir.path(), &["--storage", &url, "--database-ca-file", &ca]);
+    let gateway = Gateway::start(
+        dir.path(),
+        &["--storage", &url, "--database-ca-file", &ca, SHARED_KEYS[0], SHARED_KEYS[1]],
+    );
     let api = Api::http1(gateway.addr());
     api.wait_ready().await;
     wait_for_key(&api, &auth).await;

@@ -27,7 +27,7 @@ use serde_json::{Value, json};
 use tokio_postgres::Client;
 
 use crate::pg_cluster::{self, TestDatabase};
-use crate::support::{self, Api, Gateway, Rng, id_of, uuid};
+use crate::support::{self, Api, Gateway, Rng, SHARED_KEYS, id_of, uuid};
 
 /// The ledger every account and transfer is on.
 pub const LEDGER: u64 = 840;
@@ -518,9 +518,10 @@ pub async fn create_accounts(api: &Api, auth: &str) {
 }
 
 /// Creates tenant `name` through the CLI on `url` (plus `extra` storage flags) and
-/// returns its `Authorization` header value.
+/// returns its credential (see [`support::create_tenant`]).
 pub fn create_tenant(url: &str, name: &str, extra: &[&str]) -> String {
     let mut args = vec!["--storage", url];
+    args.extend_from_slice(&support::SHARED_KEYS);
     args.extend_from_slice(extra);
     support::create_tenant_with(name, &args)
 }
@@ -719,7 +720,9 @@ async fn two_gateways_on_one_database_apply_each_transfer_once() {
             .iter()
             .map(|dir| {
                 let url = url.clone();
-                scope.spawn(move || Gateway::start(dir.path(), &["--storage", &url]))
+                scope.spawn(move || {
+                    Gateway::start(dir.path(), &["--storage", &url, SHARED_KEYS[0], SHARED_KEYS[1]])
+                })
             })
             .collect();
         starting

@@ -14,7 +14,7 @@ use serde_json::json;
 use storage::secrets::{SecretSource, SecretsProvider};
 
 use crate::pg_cluster::{TestDatabase, admin_url, connect};
-use crate::support::{Api, Gateway, create_tenant_with, data_dir, run_gateway, uuid};
+use crate::support::{Api, Gateway, SHARED_KEYS, create_tenant_with, data_dir, run_gateway, uuid};
 
 const DEFAULT_MOTO_URL: &str = "http://127.0.0.1:5055";
 const REGION: &str = "us-east-1";
@@ -120,13 +120,18 @@ fn database_role_rotated_in_secrets_manager_without_a_restart() {
             secret_arg.as_str(),
             "--storage-secret-refresh-seconds",
             "1",
+            SHARED_KEYS[0],
+            SHARED_KEYS[1],
         ];
         let gateway = Gateway::start_with_env(dir.path(), &args, &aws_env());
         let api = Api::http1(gateway.addr());
         api.wait_ready().await;
         assert_eq!(roles_connected(&admin, db.name()).await, vec![role_a.clone()]);
 
-        let auth = create_tenant_with("rotation", &["--storage", &db.gateway_url()]);
+        let auth = create_tenant_with(
+            "rotation",
+            &["--storage", &db.gateway_url(), SHARED_KEYS[0], SHARED_KEYS[1]],
+        );
         let accounts = json!([
             {"id": uuid(1), "ledger": 1, "code": 1},
             {"id": uuid(2), "ledger": 1, "code": 1},

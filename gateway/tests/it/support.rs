@@ -43,8 +43,19 @@ pub fn data_dir() -> TempDir {
     tempfile::Builder::new().prefix("protea-it-").tempdir().expect("creating a temporary data dir")
 }
 
+/// The keys document (key-encryption key and token keys) every gateway process of this
+/// test binary shares when it runs on PostgreSQL: the processes of one database must
+/// open each other's sealed secrets. Passed as `--keys-secret env:PROTEA_TEST_KEYS`.
+fn shared_keys() -> &'static str {
+    static KEYS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| gateway::keys::generate_document().expect("generating a keys document"))
+}
+
+/// The flags that point a gateway command at the shared keys (PostgreSQL needs them).
+pub const SHARED_KEYS: [&str; 2] = ["--keys-secret", "env:PROTEA_TEST_KEYS"];
+
 /// A command running the gateway binary, with no `PROTEA_*` variables inherited (they
-/// would override flags the tests rely on).
+/// would override flags the tests rely on) but the shared keys document.
 fn gateway_command() -> Command {
     let mut command = Command::new(GATEWAY);
     for (key, _) in std::env::vars_os() {
@@ -52,6 +63,7 @@ fn gateway_command() -> Command {
             command.env_remove(key);
         }
     }
+    command.env("PROTEA_TEST_KEYS", shared_keys());
     command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     command
 }
@@ -81,15 +93,16 @@ pub fn run_gateway(args: &[&str]) -> Finished {
     }
 }
 
-/// Creates tenant `name` in the store at `dir` (no gateway may be running on it) and
-/// returns the value of its `Authorization` header.
+/// Creates tenant `name` in the store at `dir` and returns its credential as
+/// `Bearer KEYID.SECRET`: [`Api`] signs every request made with it (or sends it as is, for
+/// a gateway that allows bearer keys, through [`Api::bearer`]).
 pub fn create_tenant(dir: &Path, name: &str) -> String {
     let dir = dir.to_str().expect("a UTF-8 temporary path");
     create_tenant_with(name, &["--data-dir", dir])
 }
 
 /// Creates tenant `name` through the CLI with `storage_args` (for example `--storage URL`)
-/// and returns the value of its `Authorization` header.
+/// and returns its credential as `Bearer KEYID.SECRET` (see [`create_tenant`]).
 pub fn create_tenant_with(name: &str, storage_args: &[&str]) -> String {
     let mut args = vec!["tenant", "create", name];
     args.extend_from_slice(storage_args);
@@ -100,12 +113,14 @@ pub fn create_tenant_with(name: &str, storage_args: &[&str]) -> String {
         finished.status,
         finished.stderr
     );
-    let authorization =
-        finished.stdout.lines().find_map(|line| line.strip_prefix("authorization: "));
-    let authorization = authorization
-        .unwrap_or_else(|| panic!("no authorization line in the output:\n{}", finished.stdout));
-    assert!(authorization.starts_with("Bearer "), "{authorization}");
-    authorization.to_owned()
+    let line = |prefix: &str| {
+        finished
+            .stdout
+            .lines()
+            .find_map(|line| line.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} line in the output:\n{}", finished.stdout))
+    };
+    format!("Bearer {}.{}", line("key_id: "), line("secret: "))
 }
 
 /// GETs every transfer in `ids` from `api`, `readers` requests at a time; returns each
@@ -320,23 +335,35 @@ impl Reply {
 }
 
 /// A client of one gateway: HTTP/1.1, or HTTP/2 over cleartext with prior knowledge.
+///
+/// A tenant credential passed as `Authorization: Bearer KEYID.SECRET` is turned into a
+/// signed request (`Protea-HMAC-SHA256`, fresh timestamp and nonce) for every send, as a
+/// real client does; [`Api::bearer`] sends it unchanged instead. Other authorization
+/// values (operator tokens, deliberately broken headers) pass through as given.
 #[derive(Clone)]
 pub struct Api {
     client: Client<HttpConnector, Full<Bytes>>,
     base: String,
+    sign: bool,
 }
 
 impl Api {
     /// An HTTP/1.1 client of the gateway at `addr`.
     pub fn http1(addr: SocketAddr) -> Self {
         let client = Client::builder(TokioExecutor::new()).build_http();
-        Self { client, base: format!("http://{addr}") }
+        Self { client, base: format!("http://{addr}"), sign: true }
     }
 
     /// An h2c (HTTP/2 with prior knowledge, no upgrade) client of the gateway at `addr`.
     pub fn h2c(addr: SocketAddr) -> Self {
         let client = Client::builder(TokioExecutor::new()).http2_only(true).build_http();
-        Self { client, base: format!("http://{addr}") }
+        Self { client, base: format!("http://{addr}"), sign: true }
+    }
+
+    /// The same client, sending tenant credentials as Bearer keys instead of signing.
+    pub fn bearer(mut self) -> Self {
+        self.sign = false;
+        self
     }
 
     /// Sends one request; `Err` describes a connection failure or a timeout.
@@ -347,9 +374,14 @@ impl Api {
         headers: &[(&str, &str)],
         body: Vec<u8>,
     ) -> Result<Reply, String> {
-        let mut request = Request::builder().method(method).uri(format!("{}{path}", self.base));
+        let mut request =
+            Request::builder().method(method.clone()).uri(format!("{}{path}", self.base));
         for (name, value) in headers {
-            request = request.header(*name, *value);
+            let signed = match (self.sign, name.eq_ignore_ascii_case("authorization")) {
+                (true, true) => sign(value, &method, path, &body),
+                _ => None,
+            };
+            request = request.header(*name, signed.as_deref().unwrap_or(value));
         }
         if !body.is_empty() {
             request = request.header("content-type", "application/json");
@@ -439,6 +471,27 @@ impl Api {
         }
         panic!("{}/readyz did not answer 200 within 20 s; last: {last}", self.base);
     }
+}
+
+/// The signed `Authorization` value for a `Bearer KEYID.SECRET` credential (`None` for
+/// any other value): the request's method, path and query as sent, its body, now, and a
+/// fresh nonce.
+pub fn sign(credential: &str, method: &Method, target: &str, body: &[u8]) -> Option<String> {
+    use crypto::signature::{RequestParts, Scope, SigningKey, body_digest, random_nonce};
+    let (key_id, secret) = credential.strip_prefix("Bearer pk_")?.split_once('.')?;
+    let key_id = format!("pk_{key_id}");
+    let key = SigningKey::new(secret.as_bytes()).ok()?;
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let digest = body_digest(body);
+    let parts = RequestParts { method: method.as_str(), path, query, body_sha256: &digest };
+    let nonce = random_nonce().expect("the OS random generator");
+    let timestamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_secs();
+    let scope = Scope { key_id: &key_id, timestamp, nonce: &nonce };
+    let header = crypto::signature::sign_request(&key, &scope, &parts).ok()?;
+    Some(header.header_value())
 }
 
 /// A UUID string for a 128-bit id.

@@ -234,6 +234,11 @@ impl PgCore {
         keys::api_keys(&*self.read_client().await?).await
     }
 
+    /// Every tenant, by id.
+    pub async fn tenants(&self) -> Result<Vec<Tenant>, StoreError> {
+        keys::tenants(&*self.read_client().await?).await
+    }
+
     /// Every key of `tenant`, active and revoked, oldest first (ties by key id).
     pub async fn api_key_infos(&self, tenant: TenantId) -> Result<Vec<ApiKeyInfo>, StoreError> {
         keys::api_key_infos(&*self.read_client().await?, tenant).await

@@ -43,11 +43,12 @@ pub const WINDOW_MAX: Duration = Duration::from_secs(86_400);
 
 const NANOS_PER_SECOND: u64 = 1_000_000_000;
 
-/// A tenant's rate limit: `rate_per_second` sustained, `burst` at once. Made by
-/// [`Quota::new`], which checks it.
+/// A rate limit: one request per emission interval sustained, `burst` at once. Made by
+/// [`Quota::new`] (a rate per second) or [`Quota::per_window`] (a count per window, for
+/// rates below one a second), which check it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Quota {
-    rate_per_second: u32,
+    interval_ns: u64,
     burst: u32,
 }
 
@@ -60,7 +61,8 @@ pub enum QuotaError {
     /// The burst is 0.
     #[error("rate limit burst must be at least 1, got 0")]
     Burst,
-    /// `burst ÷ rate` is longer than [`WINDOW_MAX`].
+    /// `burst ÷ rate` is longer than [`WINDOW_MAX`] (`rate_per_second` is 0 for a
+    /// [`Quota::per_window`] window that is too long or too short).
     #[error("rate limit burst {burst} at {rate_per_second}/s spans more than a day")]
     Window {
         /// The rate asked for.
@@ -80,17 +82,26 @@ impl Quota {
         if burst == 0 {
             return Err(QuotaError::Burst);
         }
-        let quota = Self { rate_per_second, burst };
-        let window = u128::from(quota.interval_ns()) * u128::from(burst);
+        let quota = Self { interval_ns: NANOS_PER_SECOND / u64::from(rate_per_second), burst };
+        let window = u128::from(quota.interval_ns) * u128::from(burst);
         if window > WINDOW_MAX.as_nanos() {
             return Err(QuotaError::Window { rate_per_second, burst });
         }
         Ok(quota)
     }
 
-    /// The sustained rate, per second.
-    pub fn rate_per_second(self) -> u32 {
-        self.rate_per_second
+    /// A quota of `count` requests per `window` (at most [`WINDOW_MAX`]), all of which
+    /// may come at once: the emission interval is `window ÷ count`.
+    pub fn per_window(count: u32, window: Duration) -> Result<Self, QuotaError> {
+        if count == 0 {
+            return Err(QuotaError::Burst);
+        }
+        let window_ns = u64::try_from(window.as_nanos()).unwrap_or(u64::MAX);
+        let interval_ns = window_ns / u64::from(count);
+        if window > WINDOW_MAX || interval_ns == 0 {
+            return Err(QuotaError::Window { rate_per_second: 0, burst: count });
+        }
+        Ok(Self { interval_ns, burst: count })
     }
 
     /// The most requests allowed at once.
@@ -100,7 +111,7 @@ impl Quota {
 
     /// The emission interval T: 10^9 ÷ rate nanoseconds (rounded down).
     pub fn interval_ns(self) -> u64 {
-        NANOS_PER_SECOND / u64::from(self.rate_per_second)
+        self.interval_ns
     }
 
     /// The tolerance τ = T × (burst − 1), in nanoseconds.
@@ -299,6 +310,10 @@ mod tests {
         assert_eq!(quota.tolerance_ns(), 9 * 250_000_000);
         assert!(Quota::new(1_000_000_000, u32::MAX).is_ok());
         assert!(QuotaError::Rate(0).to_string().contains("rate_per_second"));
+        let minute = Quota::per_window(20, Duration::from_secs(60)).unwrap();
+        assert_eq!((minute.interval_ns(), minute.burst()), (3 * NANOS_PER_SECOND, 20));
+        assert!(Quota::per_window(0, Duration::from_secs(60)).is_err());
+        assert!(Quota::per_window(1, Duration::from_secs(86_401)).is_err());
     }
 
     #[tokio::test]

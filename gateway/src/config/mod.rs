@@ -12,6 +12,10 @@ use storage::secrets::SecretSource;
 
 use crate::wire::EVENTS_MAX as REQUEST_EVENTS_MAX;
 
+pub mod security;
+
+pub use security::{ClientAuth, SecurityArgs, SecurityConfig, TlsConfig};
+
 /// Protea: a transaction gateway for payment networks.
 #[derive(Debug, Parser)]
 #[command(name = "gateway", version, about, args_conflicts_with_subcommands = true)]
@@ -28,10 +32,13 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the gateway (the default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Manage tenants (payment networks) and their API keys.
     #[command(subcommand)]
     Tenant(TenantCommand),
+    /// Create operators (the first admin; later ones through the admin API).
+    #[command(subcommand)]
+    Operator(OperatorCommand),
     /// Bring the PostgreSQL schema to this build's version, then exit (`serve` does it too).
     Migrate {
         /// Storage flags.
@@ -55,6 +62,26 @@ pub enum TenantCommand {
     },
     /// List tenants.
     List {
+        /// Storage flags.
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+}
+
+/// Operator commands, for bootstrapping: the first admin of a fresh install.
+#[derive(Debug, Subcommand)]
+pub enum OperatorCommand {
+    /// Create an operator and print their TOTP enrolment (shown only once). The password
+    /// is read from the first line of stdin, or of --password-file.
+    Create {
+        /// Sign-in name: 3-64 characters of a-z, 0-9, '.', '_' and '-'.
+        username: String,
+        /// `admin`, `operator`, `auditor` or `information_officer`.
+        #[arg(long)]
+        role: String,
+        /// A file whose first line is the password (instead of stdin).
+        #[arg(long)]
+        password_file: Option<PathBuf>,
         /// Storage flags.
         #[command(flatten)]
         storage: StorageArgs,
@@ -95,6 +122,41 @@ pub struct StorageArgs {
     /// Directory of the embedded store (created if missing).
     #[arg(long = "data-dir", env = "PROTEA_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
+    /// Where the key-encryption key and the operator-token signing keys come from
+    /// (`env:VAR`, `file:PATH` or `aws-secretsmanager:SECRET_ID`). Required on PostgreSQL;
+    /// on the embedded store the default is `DATA_DIR/keys.json`, created at first use.
+    #[arg(long, env = "PROTEA_KEYS_SECRET")]
+    pub keys_secret: Option<String>,
+}
+
+impl StorageArgs {
+    /// Where the sealing and token keys come from: `--keys-secret`, or on the embedded
+    /// store the `keys.json` file in the data directory (created when missing).
+    pub fn keys_source(&self) -> Result<KeysSource, ConfigError> {
+        let storage = self.validate()?;
+        match (&self.keys_secret, storage) {
+            (Some(text), _) => text
+                .parse::<SecretSource>()
+                .map(KeysSource::Secret)
+                .map_err(|e| invalid("keys-secret", e.to_string())),
+            (None, StorageConfig::Embedded) => {
+                Ok(KeysSource::DataDirFile(self.data_dir.join(crate::keys::KEYS_FILE)))
+            }
+            (None, StorageConfig::Postgres(_)) => Err(invalid(
+                "keys-secret",
+                "required with PostgreSQL: every gateway must open the same sealed keys",
+            )),
+        }
+    }
+}
+
+/// Where the key-encryption key and token signing keys come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeysSource {
+    /// A secret (env, file or Secrets Manager), maintained by the operator.
+    Secret(SecretSource),
+    /// The embedded store's default: a file in the data directory, generated when missing.
+    DataDirFile(PathBuf),
 }
 
 /// The validated storage choice.
@@ -193,12 +255,15 @@ impl StorageArgs {
 /// Raw server flags, before validation.
 #[derive(Clone, Debug, Args)]
 pub struct ServeArgs {
-    /// Address to listen on (HTTP/1.1 and h2c).
+    /// Address to listen on (HTTP/1.1 and h2c, or TLS with --tls-cert-file).
     #[arg(long, env = "PROTEA_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: String,
     /// Storage flags.
     #[command(flatten)]
     pub storage: StorageArgs,
+    /// Security and hardening flags.
+    #[command(flatten)]
+    pub security: SecurityArgs,
     /// Cores to run (one runtime, listener and batcher each); default: all cores.
     #[arg(long, env = "PROTEA_THREADS")]
     pub threads: Option<usize>,
@@ -237,6 +302,10 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Which store, and how to reach it.
     pub storage: StorageConfig,
+    /// Where the sealing and token keys come from.
+    pub keys: KeysSource,
+    /// TLS, credentials, rate limits, sessions and request limits.
+    pub security: SecurityConfig,
     /// Cores to run.
     pub threads: usize,
     /// Most events in one group commit.
@@ -305,6 +374,8 @@ impl ServeArgs {
             listen,
             data_dir: self.storage.data_dir.clone(),
             storage: self.storage.validate()?,
+            keys: self.storage.keys_source()?,
+            security: self.security.validate()?,
             threads,
             batch_size_max,
             queue_depth_max: within("queue-depth-max", self.queue_depth_max, 1..=1_000_000)?,
@@ -342,7 +413,7 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_key() {
-        let cases: [(&[&str], &str); 11] = [
+        let cases: [(&[&str], &str); 24] = [
             (&["--listen", "nowhere"], "listen"),
             (&["--threads", "0"], "threads"),
             (&["--batch-size-max", "100"], "batch-size-max"),
@@ -357,6 +428,22 @@ mod tests {
                 &["--storage", "postgres://h/db", "--database-pool-size-max", "0"],
                 "database-pool-size-max",
             ),
+            (&["--storage", "postgres://h/db"], "keys-secret"),
+            (&["--keys-secret", "vault:x"], "keys-secret"),
+            (&["--tls-cert-file", "c.pem"], "tls-key-file"),
+            (&["--tls-key-file", "k.pem"], "tls-cert-file"),
+            (&["--tls-client-ca-file", "ca.pem"], "tls-client-ca-file"),
+            (
+                &["--tls-cert-file", "c", "--tls-key-file", "k", "--tls-client-auth", "required"],
+                "tls-client-auth",
+            ),
+            (&["--signature-window-seconds", "0"], "signature-window-seconds"),
+            (&["--rate-limit-per-second", "0"], "rate-limit-per-second"),
+            (&["--redis-url", "http://x"], "redis-url"),
+            (&["--sessions-table", "a b"], "sessions-table"),
+            (&["--headers-max", "1"], "headers-max"),
+            (&["--url-bytes-max", "10"], "url-bytes-max"),
+            (&["--idle-timeout-seconds", "0"], "idle-timeout-seconds"),
         ];
         for (flags, key) in cases {
             let error = args(flags).validate(2).unwrap_err();
@@ -367,17 +454,39 @@ mod tests {
     #[test]
     fn postgres_storage_validates_without_echoing_the_password() {
         let url = "postgres://protea:hunter2@db.example:5432/ledger?sslmode=require";
-        let config = args(&["--storage", url]).validate(2).unwrap();
+        let config = args(&["--storage", url, "--keys-secret", "env:KEYS"]).validate(2).unwrap();
         let StorageConfig::Postgres(postgres) = &config.storage else { panic!("postgres") };
         assert!(postgres.url.is_some() && postgres.secret.is_none());
         assert!(!format!("{config:?}").contains("hunter2"));
         let bad = args(&["--storage", "postgres://protea:hunter2@db/x?sslmode=nonsense"]);
         assert!(!bad.validate(2).unwrap_err().to_string().contains("hunter2"));
-        let from_secret = ["--storage", "postgres", "--storage-secret", "aws-secretsmanager:db"];
+        let from_secret = [
+            "--storage",
+            "postgres",
+            "--storage-secret",
+            "aws-secretsmanager:db",
+            "--keys-secret",
+            "aws-secretsmanager:keys",
+        ];
         assert!(matches!(
             args(&from_secret).validate(2).unwrap().storage,
             StorageConfig::Postgres(_)
         ));
+    }
+
+    #[test]
+    fn security_defaults_and_keys_source() {
+        let config = args(&[]).validate(2).unwrap();
+        let security = &config.security;
+        assert!(security.tls.is_none() && !security.allow_bearer_keys);
+        assert_eq!(security.signature_window_seconds, 300);
+        assert_eq!(config.keys, KeysSource::DataDirFile(PathBuf::from("data/keys.json")));
+        let tls =
+            args(&["--tls-cert-file", "c", "--tls-key-file", "k", "--tls-client-ca-file", "ca"]);
+        let tls = tls.validate(2).unwrap().security.tls.unwrap();
+        assert_eq!(tls.client_auth, ClientAuth::Optional);
+        let redis = args(&["--redis-url", "redis://:hunter2@cache:6379"]).validate(2).unwrap();
+        assert!(!format!("{redis:?}").contains("hunter2"));
     }
 
     #[test]

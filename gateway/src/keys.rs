@@ -1,0 +1,252 @@
+//! The gateway's own keys: the key-encryption key ring that seals tenants' signing
+//! secrets and operators' TOTP secrets at rest, and the Ed25519 keys that sign operator
+//! tokens. Both live in one JSON document kept in a secret (Secrets Manager in
+//! production) or, on the embedded store by default, in `DATA_DIR/keys.json` (mode 0600,
+//! generated at first use):
+//!
+//! ```json
+//! {"kek":   {"id": "protea-kek", "current_version": 2,
+//!            "versions": {"1": "<base64 of 32 bytes>", "2": "<base64 of 32 bytes>"}},
+//!  "token": {"current": "tok-2", "keys": {"tok-1": "<base64 PKCS#8 Ed25519>", "tok-2": "..."}}}
+//! ```
+//!
+//! Rotation: add a KEK version (or a token key) and make it current; keep the old one
+//! until nothing sealed (or signed) under it remains. Every listed token key verifies;
+//! only the current one signs. Nothing here logs or formats key material.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use crypto::envelope::{self, KeyRing};
+use crypto::token::{TokenSigner, TokenVerifier};
+use data_encoding::BASE64;
+use serde::{Deserialize, Serialize};
+use storage::secrets::SecretsProvider;
+
+use crate::config::KeysSource;
+
+/// The keys file's name in the data directory (embedded store only).
+pub const KEYS_FILE: &str = "keys.json";
+/// The KEK id of a generated document.
+const GENERATED_KEK_ID: &str = "protea-kek";
+/// The token key id of a generated document.
+const GENERATED_TOKEN_KID: &str = "tok-1";
+
+/// Why the keys could not be loaded. Names the source and the field, never a value.
+#[derive(Debug, thiserror::Error)]
+pub enum KeysError {
+    /// The secret or file could not be read.
+    #[error("keys: {0}")]
+    Read(String),
+    /// The document is not the JSON described in `docs/configuration.md`.
+    #[error("keys: the document is malformed: {0}")]
+    Malformed(String),
+    /// A key inside it is unusable; `field` names it.
+    #[error("keys: {field}: {reason}")]
+    Invalid {
+        /// Which key (e.g. `kek.versions.2`, `token.keys.tok-1`).
+        field: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The loaded keys.
+pub struct Keys {
+    /// Seals and opens secrets at rest.
+    pub kek: KeyRing,
+    /// Signs operator tokens (the current token key).
+    pub token_signer: TokenSigner,
+    /// Verifies operator tokens (every listed token key).
+    pub token_verifier: TokenVerifier,
+}
+
+impl std::fmt::Debug for Keys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keys").field("kek", &self.kek).finish_non_exhaustive()
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Document {
+    kek: KekDocument,
+    token: TokenDocument,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KekDocument {
+    id: String,
+    current_version: u32,
+    versions: BTreeMap<u32, String>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenDocument {
+    current: String,
+    keys: BTreeMap<String, String>,
+}
+
+/// Loads the keys from `source`; a missing data-directory file is generated first.
+pub async fn load(source: &KeysSource) -> Result<Keys, KeysError> {
+    let text = match source {
+        KeysSource::Secret(secret) => {
+            let provider = SecretsProvider::new(secret.clone())
+                .await
+                .map_err(|e| KeysError::Read(e.to_string()))?;
+            let value = provider.read().await.map_err(|e| KeysError::Read(e.to_string()))?;
+            value.expose().to_owned()
+        }
+        KeysSource::DataDirFile(path) => read_or_generate(path)?,
+    };
+    parse(&text)
+}
+
+/// Parses a keys document.
+pub fn parse(text: &str) -> Result<Keys, KeysError> {
+    let document: Document =
+        serde_json::from_str(text).map_err(|e| KeysError::Malformed(e.to_string()))?;
+    Ok(Keys {
+        kek: kek_ring(&document.kek)?,
+        token_signer: signer(&document.token)?,
+        token_verifier: verifier(&document.token)?,
+    })
+}
+
+fn kek_ring(kek: &KekDocument) -> Result<KeyRing, KeysError> {
+    let mut versions = Vec::with_capacity(kek.versions.len());
+    for (version, text) in &kek.versions {
+        let key = envelope::key_from_base64(text).map_err(|e| KeysError::Invalid {
+            field: format!("kek.versions.{version}"),
+            reason: e.to_string(),
+        })?;
+        versions.push((*version, key));
+    }
+    KeyRing::new(&kek.id, kek.current_version, versions)
+        .map_err(|e| KeysError::Invalid { field: "kek".into(), reason: e.to_string() })
+}
+
+fn token_key(token: &TokenDocument, kid: &str) -> Result<TokenSigner, KeysError> {
+    let invalid =
+        |reason: String| KeysError::Invalid { field: format!("token.keys.{kid}"), reason };
+    let text = token.keys.get(kid).ok_or_else(|| invalid("missing".into()))?;
+    let der = BASE64.decode(text.as_bytes()).map_err(|e| invalid(e.to_string()))?;
+    TokenSigner::from_pkcs8(kid, &der).map_err(|e| invalid(e.to_string()))
+}
+
+fn signer(token: &TokenDocument) -> Result<TokenSigner, KeysError> {
+    token_key(token, &token.current)
+}
+
+fn verifier(token: &TokenDocument) -> Result<TokenVerifier, KeysError> {
+    let mut verifier = TokenVerifier::new();
+    for kid in token.keys.keys() {
+        let key = token_key(token, kid)?;
+        verifier.insert(kid, key.public_key()).map_err(|e| KeysError::Invalid {
+            field: format!("token.keys.{kid}"),
+            reason: e.to_string(),
+        })?;
+    }
+    Ok(verifier)
+}
+
+/// A new document: one KEK version and one token key, from the OS generator.
+pub fn generate_document() -> Result<String, KeysError> {
+    let failed = |e: &dyn std::fmt::Display| KeysError::Read(format!("generating keys: {e}"));
+    let (_, kek) = KeyRing::generate(GENERATED_KEK_ID).map_err(|e| failed(&e))?;
+    let pkcs8 = TokenSigner::generate_pkcs8().map_err(|e| failed(&e))?;
+    let document = Document {
+        kek: KekDocument {
+            id: GENERATED_KEK_ID.into(),
+            current_version: 1,
+            versions: BTreeMap::from([(1, envelope::key_to_base64(&kek))]),
+        },
+        token: TokenDocument {
+            current: GENERATED_TOKEN_KID.into(),
+            keys: BTreeMap::from([(GENERATED_TOKEN_KID.into(), BASE64.encode(&pkcs8))]),
+        },
+    };
+    serde_json::to_string_pretty(&document).map_err(|e| failed(&e))
+}
+
+/// Reads the data directory's keys file, creating it (mode 0600, never overwriting one
+/// that exists) when it is missing.
+fn read_or_generate(path: &Path) -> Result<String, KeysError> {
+    let read_error = |e: std::io::Error| KeysError::Read(format!("{}: {e}", path.display()));
+    match std::fs::read_to_string(path) {
+        Ok(text) => return Ok(text),
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+            return Err(read_error(error));
+        }
+        Err(_) => {}
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(read_error)?;
+    }
+    let text = generate_document()?;
+    let created = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path);
+    match created {
+        Ok(mut file) => {
+            file.write_all(text.as_bytes()).and_then(|()| file.sync_all()).map_err(read_error)?;
+            tracing::info!(path = %path.display(), "generated a new keys file");
+            Ok(text)
+        }
+        // Another process created it first: use theirs.
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+            std::fs::read_to_string(path).map_err(read_error)
+        }
+        Err(error) => Err(read_error(error)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_generated_document_loads_and_seals() {
+        let keys = parse(&generate_document().unwrap()).unwrap();
+        let sealed = keys.kek.seal(b"secret", b"pk_1").unwrap();
+        assert_eq!(keys.kek.open(&sealed, b"pk_1").unwrap(), b"secret");
+        assert_eq!(keys.token_signer.kid(), GENERATED_TOKEN_KID);
+        assert!(!format!("{keys:?}").contains(&envelope::key_to_base64(&[0; 32])));
+    }
+
+    #[test]
+    fn bad_documents_name_the_field() {
+        let good: serde_json::Value = serde_json::from_str(&generate_document().unwrap()).unwrap();
+        let mut wrong_version = good.clone();
+        wrong_version["kek"]["current_version"] = 7.into();
+        let mut short_key = good.clone();
+        short_key["kek"]["versions"]["1"] = "AAAA".into();
+        let mut missing_token = good.clone();
+        missing_token["token"]["current"] = "tok-9".into();
+        let cases = [
+            (wrong_version, "kek"),
+            (short_key, "kek.versions.1"),
+            (missing_token, "token.keys.tok-9"),
+        ];
+        for (document, field) in cases {
+            match parse(&document.to_string()) {
+                Err(KeysError::Invalid { field: got, .. }) => assert_eq!(got, field),
+                other => panic!("{field}: {other:?}"),
+            }
+        }
+        assert!(matches!(parse("{}"), Err(KeysError::Malformed(_))));
+    }
+
+    #[test]
+    fn the_data_dir_file_is_created_once_with_mode_0600() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(KEYS_FILE);
+        let first = read_or_generate(&path).unwrap();
+        assert_eq!(read_or_generate(&path).unwrap(), first);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+}
