@@ -6,6 +6,8 @@
 //! - [`http_api`]: the API end to end, route by route and status by status.
 //! - [`crash`]: kill -9 under concurrent load, restart, and check that every acknowledged
 //!   transfer survived exactly once and that money is conserved.
+//! - [`operators`]: the first admin from the command line, sign-in with TOTP, tokens
+//!   bound to sessions, and the admin API managing tenants and keys.
 //! - [`pg_cluster`]: PostgreSQL for the tests below: fresh databases on the shared
 //!   server, and private servers to stop, restart or run with TLS.
 //! - [`pg_multi_process`]: two gateway processes on one database under concurrent load.
@@ -16,6 +18,7 @@
 
 mod crash;
 mod http_api;
+mod operators;
 mod pg_cluster;
 mod pg_faults;
 mod pg_multi_process;

@@ -677,3 +677,104 @@ pub fn status_of(result: &str) -> StatusCode {
         _ => StatusCode::UNPROCESSABLE_ENTITY,
     }
 }
+
+/// An operator made through `gateway operator create`: what they sign in with.
+#[derive(Debug)]
+pub struct Operator {
+    /// The store's id.
+    pub id: u64,
+    /// The sign-in name.
+    pub username: String,
+    /// The password.
+    pub password: String,
+    /// The TOTP secret from the enrolment.
+    pub totp: crypto::totp::TotpSecret,
+    /// The last TOTP step used (a code is accepted once).
+    last_step: std::cell::Cell<u64>,
+}
+
+/// The password every test operator gets.
+pub const OPERATOR_PASSWORD: &str = "correct horse battery staple";
+
+/// Creates operator `username` with `role` through the CLI with `storage_args` (the
+/// data directory, or `--storage URL` and [`SHARED_KEYS`]), password on stdin.
+pub fn create_operator(username: &str, role: &str, storage_args: &[&str]) -> Operator {
+    use std::io::Write;
+    let mut child = gateway_command()
+        .args(["operator", "create", username, "--role", role])
+        .args(storage_args)
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("spawning gateway operator create");
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    stdin.write_all(format!("{OPERATOR_PASSWORD}\n").as_bytes()).expect("writing the password");
+    drop(stdin);
+    let stdout = read_all(child.stdout.take().expect("piped stdout"));
+    let stderr = read_all(child.stderr.take().expect("piped stderr"));
+    let status = wait_bounded(child, EXIT_TIMEOUT);
+    let (stdout, stderr) = (join_text(stdout), join_text(stderr));
+    assert!(matches!(status, Ok(s) if s.success()), "operator create: {stdout}\n{stderr}");
+    let line = |prefix: &str| {
+        stdout
+            .lines()
+            .find_map(|line| line.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} line in the output:\n{stdout}"))
+    };
+    let totp =
+        crypto::totp::TotpSecret::from_base32(line("totp_secret: "), crypto::totp::Params::DEFAULT)
+            .expect("a base32 TOTP secret");
+    Operator {
+        id: line("operator: ").parse().expect("a numeric operator id"),
+        username: username.to_owned(),
+        password: OPERATOR_PASSWORD.to_owned(),
+        totp,
+        last_step: std::cell::Cell::new(0),
+    }
+}
+
+/// Unix seconds now.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_secs()
+}
+
+impl Operator {
+    /// A TOTP code the gateway has not seen from this operator: the next unused step
+    /// within the gateway's one-step skew (waiting for the clock when all three are used).
+    pub fn fresh_code(&self) -> String {
+        loop {
+            let now_step = self.totp.step_at(unix_now());
+            let step = (self.last_step.get() + 1).max(now_step.saturating_sub(1));
+            if step <= now_step + 1 {
+                self.last_step.set(step);
+                let code = self.totp.code_at(step * self.totp.params().period_seconds());
+                return format!("{code:06}");
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    /// The sign-in body with a fresh code.
+    pub fn sign_in_body(&self) -> Value {
+        json!({"username": self.username, "password": self.password, "code": self.fresh_code()})
+    }
+}
+
+impl Api {
+    /// Signs `operator` in; returns the status and body.
+    pub async fn sign_in(&self, operator: &Operator) -> (StatusCode, Value) {
+        let body = serde_json::to_vec(&operator.sign_in_body()).expect("json");
+        let reply = self.call(Method::POST, "/v1/operator/sign-in", &[], body).await;
+        (reply.status, reply.json())
+    }
+
+    /// Signs `operator` in and returns the `Authorization` value of their token.
+    pub async fn operator_token(&self, operator: &Operator) -> String {
+        let (status, body) = self.sign_in(operator).await;
+        assert_eq!(status, StatusCode::OK, "sign-in of {}: {body}", operator.username);
+        let token = body["token"].as_str().unwrap_or_else(|| panic!("no token: {body}"));
+        format!("Bearer {token}")
+    }
+}
