@@ -158,7 +158,11 @@ pub async fn sign_in(
         Err(SignInRefused { reason, operator }) => {
             audit(AuditOutcome::Refused(reason), operator);
             count_sign_in(core, reason);
-            Err(ApiError::Unauthenticated)
+            // Capacity and storage failures are the gateway's, not the caller's: 503.
+            match reason {
+                BUSY | STORAGE_UNAVAILABLE => Err(ApiError::SecurityBusy),
+                _ => Err(ApiError::Unauthenticated),
+            }
         }
     }
 }
@@ -166,6 +170,11 @@ pub async fn sign_in(
 fn count_sign_in(core: &Core, outcome: &'static str) {
     core.app.metrics.sign_ins.get_or_create(&SignInLabels { outcome }).inc();
 }
+
+/// No password slot was free: the attempt was not judged.
+const BUSY: &str = "busy";
+/// The store did not answer.
+const STORAGE_UNAVAILABLE: &str = "storage_unavailable";
 
 /// A refused sign-in: why (a fixed code) and whose, when the name was known.
 struct SignInRefused {
@@ -193,11 +202,14 @@ async fn check_sign_in(core: &Core, body: &SignInBody) -> Result<Operator, SignI
     let refused = |reason, operator: Option<u64>| SignInRefused { reason, operator };
     let found = store.operator_by_username(&body.username).await.map_err(|error| {
         tracing::error!(%error, "sign-in: operator look-up failed");
-        refused("storage_unavailable", None)
+        refused(STORAGE_UNAVAILABLE, None)
     })?;
     let Some(operator) = found else {
-        let _ = verify_password(core, &body.password, "").await;
-        return Err(refused("unknown_operator", None));
+        // The same work and the same answers as for a known name.
+        return match verify_password(core, &body.password, "").await {
+            Err(BUSY) => Err(refused(BUSY, None)),
+            _ => Err(refused("unknown_operator", None)),
+        };
     };
     let id = Some(operator.id);
     if operator.locked || operator.disabled {
@@ -211,6 +223,7 @@ async fn check_sign_in(core: &Core, body: &SignInBody) -> Result<Operator, SignI
     };
     match step {
         Ok(step) => record_success(core, operator, step).await,
+        Err(BUSY) => Err(refused(BUSY, id)),
         Err(reason) => {
             record_failure(core, operator.id).await;
             Err(refused(reason, id))
@@ -235,7 +248,7 @@ async fn record_success(
         Ok(SignInRecorded::NotFound) => Err(refused("unknown_operator")),
         Err(error) => {
             tracing::error!(%error, "sign-in: recording success failed");
-            Err(refused("storage_unavailable"))
+            Err(refused(STORAGE_UNAVAILABLE))
         }
     }
 }
@@ -252,7 +265,7 @@ async fn record_failure(core: &Core, operator_id: u64) {
 
 /// Verifies an argon2id hash off the core, on one of the bounded password slots.
 async fn verify_password(core: &Core, password: &str, phc: &str) -> Result<bool, &'static str> {
-    let _permit = core.app.password_slots.try_acquire().map_err(|_| "busy")?;
+    let _permit = core.app.password_slots.try_acquire().map_err(|_| BUSY)?;
     let (password, phc) = (password.to_owned(), phc.to_owned());
     let verified = tokio::task::spawn_blocking(move || {
         let phc = if phc.is_empty() { dummy_phc() } else { &phc };
@@ -261,7 +274,7 @@ async fn verify_password(core: &Core, password: &str, phc: &str) -> Result<bool,
     match verified.await {
         Ok(Ok(matched)) => Ok(matched),
         Ok(Err(_)) => Err("stored_hash_invalid"),
-        Err(_) => Err("busy"),
+        Err(_) => Err(BUSY),
     }
 }
 

@@ -3,9 +3,11 @@
 //! identical requests with their own nonces both pass.
 //!
 //! A pair is remembered until its signed timestamp leaves the window (after that the
-//! timestamp check refuses it anyway). Pairs are kept as 128-bit keyed hashes (two
-//! SipHash keys drawn per process), in shards each holding a set and an index by expiry
-//! second, so forgetting costs only what expires. The cache is bounded: when it holds
+//! timestamp check refuses it anyway). Pairs are kept as 64-bit keyed hashes (SipHash, a
+//! key drawn per process: a new pair collides with one of n held with probability
+//! n / 2^64, about 10^-13 for three million), in shards each holding a set and an index
+//! by expiry second, so forgetting costs only what expires; about 20 to 40 bytes a pair.
+//! The cache is bounded: when it holds
 //! `entries_max` pairs, a new one is refused with [`ReplayError::Full`] (503) rather than
 //! forgetting early. It is per process: a capture replayed to another gateway process
 //! within the window is not caught here (signatures travel only inside TLS).
@@ -31,14 +33,14 @@ pub enum ReplayError {
 
 #[derive(Default)]
 struct Shard {
-    seen: HashSet<u128>,
-    by_expiry: BTreeMap<u64, Vec<u128>>,
+    seen: HashSet<u64>,
+    by_expiry: BTreeMap<u64, Vec<u64>>,
 }
 
 /// Seen nonces, per process.
 pub struct ReplayCache {
     shards: [Mutex<Shard>; SHARDS],
-    hashers: (RandomState, RandomState),
+    hasher: RandomState,
     entries: AtomicUsize,
     entries_max: usize,
 }
@@ -48,7 +50,7 @@ impl ReplayCache {
     pub fn new(entries_max: usize) -> Self {
         Self {
             shards: std::array::from_fn(|_| Mutex::new(Shard::default())),
-            hashers: (RandomState::new(), RandomState::new()),
+            hasher: RandomState::new(),
             entries: AtomicUsize::new(0),
             entries_max,
         }
@@ -64,7 +66,7 @@ impl ReplayCache {
         now_s: u64,
     ) -> Result<(), ReplayError> {
         let hash = self.hash(key_id, nonce);
-        let index = usize::try_from(hash % SHARDS as u128).unwrap_or(0);
+        let index = usize::try_from(hash % SHARDS as u64).unwrap_or(0);
         let Ok(mut shard) = self.shards[index].lock() else { return Err(ReplayError::Full) };
         let forgotten = shard.forget_expired(now_s);
         self.entries.fetch_sub(forgotten, Ordering::Relaxed);
@@ -90,11 +92,8 @@ impl ReplayCache {
         self.len() == 0
     }
 
-    fn hash(&self, key_id: &str, nonce: &str) -> u128 {
-        let pair = (key_id, nonce);
-        let high = u128::from(self.hashers.0.hash_one(pair));
-        let low = u128::from(self.hashers.1.hash_one(pair));
-        (high << 64) | low
+    fn hash(&self, key_id: &str, nonce: &str) -> u64 {
+        self.hasher.hash_one((key_id, nonce))
     }
 }
 

@@ -38,8 +38,9 @@ pub struct SecurityArgs {
     #[arg(long, env = "PROTEA_SIGNATURE_WINDOW_SECONDS", default_value_t = 300)]
     pub signature_window_seconds: u64,
     /// Most signature nonces remembered per process (to refuse replays within the
-    /// window); past it, signed requests get 503 until old nonces age out.
-    #[arg(long, env = "PROTEA_REPLAY_CACHE_ENTRIES_MAX", default_value_t = 4_000_000)]
+    /// window), about 20-40 bytes each; past it, signed requests get 503 until old nonces
+    /// age out. Size it to the signed requests per second times the window.
+    #[arg(long, env = "PROTEA_REPLAY_CACHE_ENTRIES_MAX", default_value_t = 2_000_000)]
     pub replay_cache_entries_max: usize,
     /// Requests per second each tenant may sustain (GCRA); past it, 429 with Retry-After.
     #[arg(long, env = "PROTEA_RATE_LIMIT_PER_SECOND", default_value_t = 5_000)]
