@@ -212,10 +212,12 @@ async fn check_sign_in(core: &Core, body: &SignInBody) -> Result<Operator, SignI
         };
     };
     let id = Some(operator.id);
+    // The password is checked first even for a locked or disabled operator, so timing
+    // does not tell them apart; neither gets a lock-out strike.
+    let password_ok = verify_password(core, &body.password, &operator.password_phc).await;
     if operator.locked || operator.disabled {
         return Err(refused(if operator.locked { "locked" } else { "disabled" }, id));
     }
-    let password_ok = verify_password(core, &body.password, &operator.password_phc).await;
     let step = match password_ok {
         Ok(true) => verify_code(core, &operator, &body.code),
         Ok(false) => Err("wrong_password"),
