@@ -1,7 +1,8 @@
 //! The administrative API: tenants and their keys (create, list, rotate, revoke) and
 //! operators (create with TOTP enrolment, list, unlock, disable, enable, revoke
 //! sessions). [`crate::operator_auth`] has authenticated the operator and checked their
-//! role before anything here runs; every action here leaves an audit record.
+//! role before anything here runs; every action here, reads included, leaves an audit
+//! record.
 //!
 //! A tenant's new secret and an operator's TOTP secret appear in exactly one response,
 //! the one that creates them; they are stored only sealed (and the API secret also as a
@@ -63,12 +64,21 @@ pub async fn handle(
     body: Vec<u8>,
 ) -> Result<Response<Body>, ApiError> {
     match matched.route {
-        RouteId::ListTenants => list_tenants(core).await,
+        RouteId::ListTenants => {
+            context.audit("tenant.list", None, AuditOutcome::Success);
+            list_tenants(core).await
+        }
         RouteId::CreateTenant => create_tenant(core, context, &body).await,
-        RouteId::ListTenantKeys => list_keys(core, matched.id).await,
+        RouteId::ListTenantKeys => {
+            context.audit("key.list", Some(matched.id.to_owned()), AuditOutcome::Success);
+            list_keys(core, matched.id).await
+        }
         RouteId::CreateTenantKey => create_key(core, context, matched.id).await,
         RouteId::RevokeTenantKey => revoke_key(core, context, matched.id, matched.sub).await,
-        RouteId::ListOperators => list_operators(core).await,
+        RouteId::ListOperators => {
+            context.audit("operator.list", None, AuditOutcome::Success);
+            list_operators(core).await
+        }
         RouteId::CreateOperator => create_operator(core, context, &body).await,
         RouteId::UnlockOperator => unlock_operator(core, context, matched.id).await,
         RouteId::DisableOperator => set_disabled(core, context, matched.id, true).await,
