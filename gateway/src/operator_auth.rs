@@ -27,7 +27,6 @@ use storage::sessions::{Session, SessionError, Sessions};
 use crate::admin_api::{self, OperatorContext};
 use crate::app::Core;
 use crate::audit::{self, Actor, AuditOutcome, AuditRecord};
-use crate::conn::ConnInfo;
 use crate::errors::{ApiError, Body, json_response};
 use crate::metrics::SignInLabels;
 use crate::request::{self, unix_now_s};
@@ -127,12 +126,12 @@ struct OperatorBrief<'a> {
 /// `POST /v1/operator/sign-in`: password and TOTP code for a token and a session.
 pub async fn sign_in(
     core: &Core,
-    conn: &ConnInfo,
+    origin: IpAddr,
     body: Vec<u8>,
     request_id: &str,
 ) -> Result<Response<Body>, ApiError> {
     let app = &core.app;
-    let key = sign_in_limit_key(conn.peer.ip());
+    let key = sign_in_limit_key(origin);
     let decision = app.limiter.check(key, app.config.security.sign_in_quota, app.clock_ns()).await;
     request::limited(core, "sign_in", decision)?;
     let body: SignInBody = serde_json::from_slice(&body).map_err(|_| ApiError::InvalidParam {
@@ -146,7 +145,7 @@ pub async fn sign_in(
             target: target.map(|id| id.to_string()),
             outcome,
             request_id,
-            origin: Some(conn.peer.ip()),
+            origin: Some(origin),
         });
     };
     match check_sign_in(core, &body).await {
@@ -344,28 +343,31 @@ fn token_response(
     Ok(json_response(status, serde_json::to_vec(&body).unwrap_or_default()))
 }
 
+/// An operator's request: the route, who may call it, and where it came from.
+pub struct Call<'a> {
+    /// The matched route and its path parameters.
+    pub matched: Matched<'a>,
+    /// The roles the route admits.
+    pub roles: &'static [Role],
+    /// The request's id.
+    pub request_id: &'a str,
+    /// The client's address.
+    pub origin: IpAddr,
+}
+
 /// An administrative route: token, live session and role, then the body, then
 /// [`admin_api`].
 pub async fn serve(
     core: &Core,
-    conn: &ConnInfo,
-    matched: Matched<'_>,
-    roles: &'static [Role],
+    call: Call<'_>,
     parts: Parts,
     body: Incoming,
-    request_id: &str,
 ) -> Result<Response<Body>, ApiError> {
+    let Call { matched, roles, request_id, origin } = call;
     let (operator, session) = authenticate(core, &parts).await?;
-    let context = OperatorContext { operator, request_id, origin: conn.peer.ip() };
+    let context = OperatorContext { operator, request_id, origin };
     if !roles.contains(&operator.role) {
-        audit::record(&AuditRecord {
-            actor: context.actor(),
-            action: matched.route.template().1,
-            target: None,
-            outcome: AuditOutcome::Refused("forbidden"),
-            request_id,
-            origin: Some(conn.peer.ip()),
-        });
+        context.audit(matched.route.template().1, None, AuditOutcome::Refused("forbidden"));
         return Err(ApiError::Forbidden);
     }
     let body = request::read_body(core, &parts, body).await?;

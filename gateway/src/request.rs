@@ -10,6 +10,7 @@
 //! touches storage except through handlers, and nothing here logs a credential or body.
 
 use std::convert::Infallible;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -81,15 +82,17 @@ async fn route_and_handle(
         Access::Tenant => tenant_request(core, conn, matched, parts, body).await,
         // Off the hot path: boxed, so the tenant path's future stays small.
         Access::SignIn => {
+            let origin = client_address(core, &parts, conn);
             let body = read_body(core, &parts, body).await;
             match body {
-                Ok(body) => Box::pin(operator_auth::sign_in(core, conn, body, request_id)).await,
+                Ok(body) => Box::pin(operator_auth::sign_in(core, origin, body, request_id)).await,
                 Err(error) => Err(error),
             }
         }
         Access::Operator(roles) => {
-            Box::pin(operator_auth::serve(core, conn, matched, roles, parts, body, request_id))
-                .await
+            let origin = client_address(core, &parts, conn);
+            let call = operator_auth::Call { matched, roles, request_id, origin };
+            Box::pin(operator_auth::serve(core, call, parts, body)).await
         }
     };
     (label, result)
@@ -206,6 +209,24 @@ async fn read_body_limited(
     }
 }
 
+/// The client's address: with `--trusted-proxy-hops N`, the N-th address from the right
+/// of `X-Forwarded-For` (each trusted proxy appends the address it saw); the
+/// connection's peer without, or when the header has fewer entries or a malformed one.
+fn client_address(core: &Core, parts: &Parts, conn: &ConnInfo) -> IpAddr {
+    let hops = core.app.config.security.trusted_proxy_hops;
+    forwarded_address(&parts.headers, hops).unwrap_or(conn.peer.ip())
+}
+
+fn forwarded_address(headers: &http::HeaderMap, hops: usize) -> Option<IpAddr> {
+    let from_right = hops.checked_sub(1)?;
+    let mut addresses = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .rev()
+        .flat_map(|value| value.to_str().unwrap_or("").rsplit(',').map(str::trim));
+    addresses.nth(from_right)?.parse().ok()
+}
+
 /// The `{id}` segment as a 128-bit id (zero for routes without one).
 fn path_id(segment: &str) -> Result<u128, ApiError> {
     if segment.is_empty() {
@@ -275,6 +296,20 @@ fn static_method(method: &http::Method) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_client_address_is_counted_from_the_right() {
+        let mut headers = http::HeaderMap::new();
+        headers.append("x-forwarded-for", HeaderValue::from_static("6.6.6.6, 1.2.3.4"));
+        headers.append("x-forwarded-for", HeaderValue::from_static("10.0.0.9"));
+        let at = |hops| forwarded_address(&headers, hops);
+        assert_eq!(at(0), None, "no trusted proxy: the header is ignored");
+        assert_eq!(at(1), Some("10.0.0.9".parse().unwrap()));
+        assert_eq!(at(2), Some("1.2.3.4".parse().unwrap()));
+        assert_eq!(at(4), None, "fewer entries than hops: the peer");
+        headers.insert("x-forwarded-for", HeaderValue::from_static("not-an-ip"));
+        assert_eq!(forwarded_address(&headers, 1), None);
+    }
 
     #[test]
     fn path_ids_parse_or_name_the_parameter() {

@@ -75,6 +75,12 @@ pub struct SecurityArgs {
     /// Most bytes of request line and headers together; past it, 431.
     #[arg(long, env = "PROTEA_HEADER_BYTES_MAX", default_value_t = 32 * 1024)]
     pub header_bytes_max: usize,
+    /// Proxies in front of the gateway that append the client's address to
+    /// X-Forwarded-For (an ALB: 1; CloudFront and an ALB: 2). The client address of the
+    /// sign-in limit and audit records is the entry that many places from the right;
+    /// 0 takes the connection's peer address and ignores the header.
+    #[arg(long, env = "PROTEA_TRUSTED_PROXY_HOPS", default_value_t = 0)]
+    pub trusted_proxy_hops: usize,
     /// Seconds a connection may stay open without sending a byte; then it is closed.
     #[arg(long, env = "PROTEA_IDLE_TIMEOUT_SECONDS", default_value_t = 120)]
     pub idle_timeout_seconds: u64,
@@ -132,6 +138,8 @@ pub struct SecurityConfig {
     pub headers_max: usize,
     /// Most header bytes.
     pub header_bytes_max: usize,
+    /// Proxies that append to X-Forwarded-For.
+    pub trusted_proxy_hops: usize,
     /// Longest silence on a connection.
     pub idle_timeout: Duration,
 }
@@ -181,6 +189,7 @@ impl SecurityArgs {
             url_bytes_max: within("url-bytes-max", self.url_bytes_max, 256..=65_536)?,
             headers_max: within("headers-max", self.headers_max, 8..=1024)?,
             header_bytes_max: within("header-bytes-max", self.header_bytes_max, 8192..=1_048_576)?,
+            trusted_proxy_hops: within("trusted-proxy-hops", self.trusted_proxy_hops, 0..=8)?,
             idle_timeout: Duration::from_secs(self.idle_timeout_seconds),
         })
     }
