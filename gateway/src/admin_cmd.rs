@@ -57,7 +57,7 @@ pub fn migrate(storage: &StorageArgs) -> anyhow::Result<()> {
 }
 
 async fn load_keys(storage: &StorageArgs) -> anyhow::Result<Keys> {
-    Ok(keys::load(&storage.keys_source()?).await?)
+    Ok(keys::load(&storage.keys_source()?).await?.keys)
 }
 
 /// Runs `request` on PostgreSQL, on the gateway serving `storage`, or on the store itself.

@@ -12,7 +12,10 @@
 //!
 //! Rotation: add a KEK version (or a token key) and make it current; keep the old one
 //! until nothing sealed (or signed) under it remains. Every listed token key verifies;
-//! only the current one signs. Nothing here logs or formats key material.
+//! only the current one signs. Gateways re-read the document every
+//! `--keys-refresh-seconds`, so a rotation needs no restart: publish the new key first,
+//! wait a refresh interval, then make it current. Nothing here logs or formats key
+//! material.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -23,7 +26,7 @@ use crypto::envelope::{self, KeyRing};
 use crypto::token::{TokenSigner, TokenVerifier};
 use data_encoding::BASE64;
 use serde::{Deserialize, Serialize};
-use storage::secrets::SecretsProvider;
+use storage::secrets::{SecretSource, SecretValue, SecretsProvider};
 
 use crate::config::KeysSource;
 
@@ -91,19 +94,46 @@ struct TokenDocument {
     keys: BTreeMap<String, String>,
 }
 
+/// Keys as loaded, with where they came from (to watch for rotation).
+pub struct Loaded {
+    /// The keys.
+    pub keys: Keys,
+    /// The source's provider.
+    pub provider: SecretsProvider,
+    /// The document as read.
+    pub value: SecretValue,
+}
+
 /// Loads the keys from `source`; a missing data-directory file is generated first.
-pub async fn load(source: &KeysSource) -> Result<Keys, KeysError> {
-    let text = match source {
-        KeysSource::Secret(secret) => {
-            let provider = SecretsProvider::new(secret.clone())
-                .await
-                .map_err(|e| KeysError::Read(e.to_string()))?;
-            let value = provider.read().await.map_err(|e| KeysError::Read(e.to_string()))?;
-            value.expose().to_owned()
+pub async fn load(source: &KeysSource) -> Result<Loaded, KeysError> {
+    let secret = match source {
+        KeysSource::Secret(secret) => secret.clone(),
+        KeysSource::DataDirFile(path) => {
+            ensure_file(path)?;
+            SecretSource::File(path.clone())
         }
-        KeysSource::DataDirFile(path) => read_or_generate(path)?,
     };
-    parse(&text)
+    let read_error = |e: storage::secrets::SecretError| KeysError::Read(e.to_string());
+    let provider = SecretsProvider::new(secret).await.map_err(read_error)?;
+    let value = provider.read().await.map_err(read_error)?;
+    Ok(Loaded { keys: parse(value.expose())?, provider, value })
+}
+
+/// Re-reads the keys every `interval` on the current runtime and hands each changed,
+/// valid document to `on_change`; an invalid one is logged (by field, never by value)
+/// and the keys in force stay.
+pub fn watch(
+    loaded_from: (SecretsProvider, SecretValue),
+    interval: std::time::Duration,
+    on_change: impl Fn(Keys) + Send + Sync + 'static,
+) {
+    let (provider, value) = loaded_from;
+    storage::secrets::watch(provider, interval, value, move |value| match parse(value.expose()) {
+        Ok(keys) => on_change(keys),
+        Err(error) => {
+            tracing::error!(%error, "the rotated keys document is unusable; the keys in force stay");
+        }
+    });
 }
 
 /// Parses a keys document.
@@ -173,33 +203,26 @@ pub fn generate_document() -> Result<String, KeysError> {
     serde_json::to_string_pretty(&document).map_err(|e| failed(&e))
 }
 
-/// Reads the data directory's keys file, creating it (mode 0600, never overwriting one
-/// that exists) when it is missing.
-fn read_or_generate(path: &Path) -> Result<String, KeysError> {
-    let read_error = |e: std::io::Error| KeysError::Read(format!("{}: {e}", path.display()));
-    match std::fs::read_to_string(path) {
-        Ok(text) => return Ok(text),
-        Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
-            return Err(read_error(error));
-        }
-        Err(_) => {}
+/// Creates the data directory's keys file (mode 0600) when it is missing; never
+/// overwrites one that exists, even when another process creates it at the same time.
+fn ensure_file(path: &Path) -> Result<(), KeysError> {
+    let io_error = |e: std::io::Error| KeysError::Read(format!("{}: {e}", path.display()));
+    if path.exists() {
+        return Ok(());
     }
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(read_error)?;
+        std::fs::create_dir_all(dir).map_err(io_error)?;
     }
     let text = generate_document()?;
     let created = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path);
     match created {
         Ok(mut file) => {
-            file.write_all(text.as_bytes()).and_then(|()| file.sync_all()).map_err(read_error)?;
+            file.write_all(text.as_bytes()).and_then(|()| file.sync_all()).map_err(io_error)?;
             tracing::info!(path = %path.display(), "generated a new keys file");
-            Ok(text)
+            Ok(())
         }
-        // Another process created it first: use theirs.
-        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
-            std::fs::read_to_string(path).map_err(read_error)
-        }
-        Err(error) => Err(read_error(error)),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(error) => Err(io_error(error)),
     }
 }
 
@@ -244,8 +267,11 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(KEYS_FILE);
-        let first = read_or_generate(&path).unwrap();
-        assert_eq!(read_or_generate(&path).unwrap(), first);
+        ensure_file(&path).unwrap();
+        let first = std::fs::read_to_string(&path).unwrap();
+        ensure_file(&path).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), first, "never overwritten");
+        assert!(parse(&first).is_ok());
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
     }

@@ -39,7 +39,8 @@ const LISTEN_BACKLOG: i32 = 1024;
 /// Runs the gateway until SIGTERM or SIGINT, then drains and returns.
 pub fn serve(config: Config) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let keys = runtime.block_on(keys::load(&config.keys)).context("loading the gateway's keys")?;
+    let loaded =
+        runtime.block_on(keys::load(&config.keys)).context("loading the gateway's keys")?;
     let opened = open_store(&runtime, &config)?;
     let tls = match &config.security.tls {
         Some(tls) => Some(TlsAcceptor::from(tls::server_config(tls)?)),
@@ -56,7 +57,7 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
         store: store.clone(),
         core_stores: Mutex::new(Vec::new()),
         credentials: Arc::new(Credentials::empty()),
-        keys: Arc::new(ArcSwap::from_pointee(keys)),
+        keys: Arc::new(ArcSwap::from_pointee(loaded.keys)),
         replay: ReplayCache::new(config.security.replay_cache_entries_max),
         limiter,
         sessions,
@@ -68,6 +69,7 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
         started: std::time::Instant::now(),
     });
     let admin_listener = start_upkeep(&runtime, &app, opened)?;
+    watch_keys(&runtime, &app, (loaded.provider, loaded.value));
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let cores = start_cores(&app, listeners, &shutdown_rx)?;
     let scheme = if app.tls.is_some() { "https" } else { "http" };
@@ -146,6 +148,28 @@ fn start_upkeep(
         (Store::Postgres(_), None) => anyhow::bail!("PostgreSQL opened without its upkeep"),
     }
     Ok(opened.admin_listener)
+}
+
+/// Keeps the gateway's keys current: a rotated document replaces them, and the tenants'
+/// signing secrets are opened again with the new key ring (on PostgreSQL the next key
+/// refresh does it within a second).
+fn watch_keys(runtime: &Runtime, app: &Arc<App>, loaded_from: (SecretsProvider, SecretValue)) {
+    let _guard = runtime.enter();
+    let watched = app.clone();
+    keys::watch(loaded_from, app.config.security.keys_refresh, move |keys| {
+        watched.keys.store(Arc::new(keys));
+        if let Store::Embedded(store) = &watched.store {
+            match (store.api_keys(), store.tenants()) {
+                (Ok(keys), Ok(tenants)) => {
+                    watched.credentials.replace(keys, tenants, &watched.keys.load().kek);
+                }
+                (Err(error), _) | (_, Err(error)) => {
+                    tracing::error!(%error, "reloading tenant keys after a key rotation failed");
+                }
+            }
+        }
+        tracing::info!("gateway keys rotated");
+    });
 }
 
 /// Local limits, or global ones through Redis (its connection task runs on the main

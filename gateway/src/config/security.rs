@@ -75,6 +75,10 @@ pub struct SecurityArgs {
     /// Most bytes of request line and headers together; past it, 431.
     #[arg(long, env = "PROTEA_HEADER_BYTES_MAX", default_value_t = 32 * 1024)]
     pub header_bytes_max: usize,
+    /// Seconds between re-reads of the keys document (--keys-secret): a rotated
+    /// key-encryption or token key takes effect without a restart.
+    #[arg(long, env = "PROTEA_KEYS_REFRESH_SECONDS", default_value_t = 60)]
+    pub keys_refresh_seconds: u64,
     /// Proxies in front of the gateway that append the client's address to
     /// X-Forwarded-For (an ALB: 1; CloudFront and an ALB: 2). The client address of the
     /// sign-in limit and audit records is the entry that many places from the right;
@@ -138,6 +142,8 @@ pub struct SecurityConfig {
     pub headers_max: usize,
     /// Most header bytes.
     pub header_bytes_max: usize,
+    /// Interval of keys-document re-reads.
+    pub keys_refresh: Duration,
     /// Proxies that append to X-Forwarded-For.
     pub trusted_proxy_hops: usize,
     /// Longest silence on a connection.
@@ -189,6 +195,11 @@ impl SecurityArgs {
             url_bytes_max: within("url-bytes-max", self.url_bytes_max, 256..=65_536)?,
             headers_max: within("headers-max", self.headers_max, 8..=1024)?,
             header_bytes_max: within("header-bytes-max", self.header_bytes_max, 8192..=1_048_576)?,
+            keys_refresh: Duration::from_secs(within(
+                "keys-refresh-seconds",
+                self.keys_refresh_seconds as usize,
+                1..=86_400,
+            )? as u64),
             trusted_proxy_hops: within("trusted-proxy-hops", self.trusted_proxy_hops, 0..=8)?,
             idle_timeout: Duration::from_secs(self.idle_timeout_seconds),
         })
