@@ -69,10 +69,7 @@ pub async fn handle(
             list_tenants(core).await
         }
         RouteId::CreateTenant => create_tenant(core, context, &body).await,
-        RouteId::ListTenantKeys => {
-            context.audit("key.list", Some(matched.id.to_owned()), AuditOutcome::Success);
-            list_keys(core, matched.id).await
-        }
+        RouteId::ListTenantKeys => list_keys(core, context, matched.id).await,
         RouteId::CreateTenantKey => create_key(core, context, matched.id).await,
         RouteId::RevokeTenantKey => revoke_key(core, context, matched.id, matched.sub).await,
         RouteId::ListOperators => {
@@ -230,8 +227,18 @@ struct KeyView {
     revoked_at: Option<u64>,
 }
 
-async fn list_keys(core: &Core, name: &str) -> Result<Response<Body>, ApiError> {
-    let tenant = tenant_named(core, name).await?;
+async fn list_keys(
+    core: &Core,
+    context: &OperatorContext<'_>,
+    name: &str,
+) -> Result<Response<Body>, ApiError> {
+    let tenant = tenant_named(core, name).await;
+    let outcome = match &tenant {
+        Ok(_) => AuditOutcome::Success,
+        Err(_) => AuditOutcome::Refused("tenant_not_found"),
+    };
+    context.audit("key.list", Some(name.to_owned()), outcome);
+    let tenant = tenant?;
     let infos = core.store.api_key_infos(tenant.id).await?;
     let data = infos
         .into_iter()

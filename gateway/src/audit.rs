@@ -3,7 +3,7 @@
 //!
 //! Every such action builds one [`AuditRecord`] (who, in which role, did what, to what,
 //! with what outcome, from where, under which request id) and hands it to [`record`].
-//! Today `record` writes it as one JSON log line under the `audit` target and counts it;
+//! Today `record` writes it as one JSON log line under the `audit` target;
 //! the POPIA audit trail will make the same function append it to the hash-chained,
 //! append-only trail, so callers do not change. A record never holds a secret, a password,
 //! a TOTP code, a token or a username: actors and targets are ids.

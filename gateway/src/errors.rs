@@ -59,14 +59,6 @@ pub enum ApiError {
         /// The limit.
         limit: usize,
     },
-    /// The request conflicts with what exists (a name taken, a key limit reached).
-    #[error("{message}")]
-    Conflict {
-        /// Stable code, e.g. `tenant_exists`.
-        code: &'static str,
-        /// Fixed message.
-        message: &'static str,
-    },
     /// A security component is at capacity (replay cache, password hashing slots).
     #[error("the gateway is at capacity")]
     SecurityBusy,
@@ -169,7 +161,6 @@ impl ApiError {
                 code: "too_many_headers",
                 param: None,
             },
-            Self::Conflict { code, .. } => simple(S::CONFLICT, "invalid_request_error", code),
             Self::SecurityBusy => simple(S::SERVICE_UNAVAILABLE, "api_error", "overloaded"),
             Self::NotFound { code, .. } => Shape {
                 status: S::NOT_FOUND,

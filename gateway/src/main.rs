@@ -51,6 +51,10 @@ fn serve(args: &gateway::config::ServeArgs) -> ExitCode {
 fn report(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(error) if error.downcast_ref::<gateway::config::ConfigError>().is_some() => {
+            eprintln!("{error}");
+            ExitCode::from(EXIT_CONFIG)
+        }
         Err(error) => {
             tracing::error!(error = format!("{error:#}"), "gateway failed");
             eprintln!("error: {error:#}");

@@ -67,7 +67,7 @@ pub struct TlsLabels {
 /// Labels of an operator sign-in attempt.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SignInLabels {
-    /// `ok`, `refused`, `locked`, ...
+    /// `ok`, or the refusal's reason (`wrong_password`, `locked`, `code_reused`, ...).
     pub outcome: &'static str,
 }
 

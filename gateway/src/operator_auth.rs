@@ -20,9 +20,9 @@ use http::request::Parts;
 use http::{Response, StatusCode, header};
 use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
-use storage::CoreStore;
 use storage::operators::{Operator, Role, SignInRecorded};
 use storage::sessions::{Session, SessionError, Sessions};
+use storage::{CoreStore, StoreError};
 
 use crate::admin_api::{self, OperatorContext};
 use crate::app::Core;
@@ -159,7 +159,8 @@ pub async fn sign_in(
             count_sign_in(core, reason);
             // Capacity and storage failures are the gateway's, not the caller's: 503.
             match reason {
-                BUSY | STORAGE_UNAVAILABLE => Err(ApiError::SecurityBusy),
+                BUSY => Err(ApiError::SecurityBusy),
+                STORAGE_UNAVAILABLE => Err(ApiError::Storage(StoreError::Io("sign-in".into()))),
                 _ => Err(ApiError::Unauthenticated),
             }
         }
@@ -214,6 +215,9 @@ async fn check_sign_in(core: &Core, body: &SignInBody) -> Result<Operator, SignI
     // The password is checked first even for a locked or disabled operator, so timing
     // does not tell them apart; neither gets a lock-out strike.
     let password_ok = verify_password(core, &body.password, &operator.password_phc).await;
+    if password_ok == Err(BUSY) {
+        return Err(refused(BUSY, id));
+    }
     if operator.locked || operator.disabled {
         return Err(refused(if operator.locked { "locked" } else { "disabled" }, id));
     }
@@ -367,7 +371,8 @@ pub async fn serve(
     let (operator, session) = authenticate(core, &parts).await?;
     let context = OperatorContext { operator, request_id, origin };
     if !roles.contains(&operator.role) {
-        context.audit(matched.route.template().1, None, AuditOutcome::Refused("forbidden"));
+        let route = Some(matched.route.template().1.to_owned());
+        context.audit("route.call", route, AuditOutcome::Refused("forbidden"));
         return Err(ApiError::Forbidden);
     }
     let body = request::read_body(core, &parts, body).await?;
@@ -410,7 +415,12 @@ async fn authenticate(core: &Core, parts: &Parts) -> Result<(SignedInOperator, S
     }
     let role = Role::parse(&session.role).ok_or_else(|| refused("unknown_role"))?;
     let id = session.operator_id.parse().map_err(|_| refused("unknown_role"))?;
-    Ok((SignedInOperator { id, role }, session))
+    // A disabled operator's sessions are revoked when they are disabled; this check
+    // holds even if that revocation failed.
+    match core.store.operator(id).await? {
+        Some(operator) if !operator.disabled => Ok((SignedInOperator { id, role }, session)),
+        _ => Err(refused("operator_disabled")),
+    }
 }
 
 async fn sign_out(

@@ -179,8 +179,10 @@ async fn rate_limiter(config: &Config) -> anyhow::Result<RateLimiter> {
     match &config.security.redis_url {
         None => Ok(RateLimiter::local(local)),
         Some(url) => {
-            let redis = RedisLimiter::connect(&url.0, &RedisSettings::default())
-                .map_err(|error| anyhow::anyhow!("invalid configuration: redis-url: {error}"))?;
+            let redis =
+                RedisLimiter::connect(&url.0, &RedisSettings::default()).map_err(|error| {
+                    crate::config::ConfigError { key: "redis-url", message: error.to_string() }
+                })?;
             Ok(RateLimiter::global(redis, local))
         }
     }

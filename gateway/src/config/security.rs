@@ -166,8 +166,14 @@ impl SecurityArgs {
         if !(1..=3600).contains(&self.signature_window_seconds) {
             return Err(invalid("signature-window-seconds", "must be from 1 to 3600"));
         }
-        let tenant_quota = Quota::new(self.rate_limit_per_second, self.rate_limit_burst)
-            .map_err(|e| invalid("rate-limit-per-second", e.to_string()))?;
+        let tenant_quota =
+            Quota::new(self.rate_limit_per_second, self.rate_limit_burst).map_err(|e| {
+                let key = match e {
+                    storage::ratelimit::QuotaError::Rate(_) => "rate-limit-per-second",
+                    _ => "rate-limit-burst",
+                };
+                invalid(key, e.to_string())
+            })?;
         let sign_in_per_minute =
             within("sign-in-per-minute", self.sign_in_per_minute as usize, 1..=10_000)?;
         let sign_in_quota = sign_in_quota(sign_in_per_minute)?;
@@ -215,8 +221,12 @@ impl SecurityArgs {
                 ));
             }
             (None, None) => return Ok(None),
-            (Some(_), None) => return Err(invalid("tls-key-file", "needs --tls-cert-file too")),
-            (None, Some(_)) => return Err(invalid("tls-cert-file", "needs --tls-key-file too")),
+            (Some(_), None) => {
+                return Err(invalid("tls-key-file", "required with --tls-cert-file"));
+            }
+            (None, Some(_)) => {
+                return Err(invalid("tls-cert-file", "required with --tls-key-file"));
+            }
         };
         if self.tls_client_auth == ClientAuth::Required && self.tls_client_ca_file.is_none() {
             return Err(invalid("tls-client-auth", "`required` needs --tls-client-ca-file"));

@@ -797,4 +797,9 @@ async fn invalid_configuration_exits_64_naming_the_key() {
     }
     let finished = support::run_gateway(&["--no-such-flag"]);
     assert_eq!(finished.status.code(), Some(64), "{finished:?}");
+    // Host commands too: PostgreSQL without --keys-secret.
+    let finished =
+        support::run_gateway(&["tenant", "create", "acme", "--storage", "postgres://h/db"]);
+    assert_eq!(finished.status.code(), Some(64), "{finished:?}");
+    assert!(finished.stderr.contains("keys-secret"), "{}", finished.stderr);
 }
