@@ -15,6 +15,10 @@
 //!   certificate verification.
 //! - [`pg_secrets`]: database credentials from Secrets Manager (moto), rotated while the
 //!   gateway runs.
+//! - [`shared_state`]: what several processes share through real services: operator
+//!   sessions in DynamoDB (moto) cached in Redis, or in PostgreSQL without AWS; one global
+//!   rate limit in Redis, and the local fallback (with its metrics and log) when Redis is
+//!   away.
 
 mod crash;
 mod http_api;
@@ -23,4 +27,5 @@ mod pg_cluster;
 mod pg_faults;
 mod pg_multi_process;
 mod pg_secrets;
+mod shared_state;
 mod support;
