@@ -70,6 +70,7 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
     });
     let admin_listener = start_upkeep(&runtime, &app, opened)?;
     watch_keys(&runtime, &app, (loaded.provider, loaded.value));
+    runtime.spawn(probe_redis(app.clone()));
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let cores = start_cores(&app, listeners, &shutdown_rx)?;
     let scheme = if app.tls.is_some() { "https" } else { "http" };
@@ -170,6 +171,16 @@ fn watch_keys(runtime: &Runtime, app: &Arc<App>, loaded_from: (SecretsProvider, 
         }
         tracing::info!("gateway keys rotated");
     });
+}
+
+/// While rate limits are degraded, tries Redis every probe interval, so the gateway turns
+/// global again (and says so) even when no request arrives.
+async fn probe_redis(app: Arc<App>) {
+    let mut ticks = tokio::time::interval(storage::ratelimit::PROBE_INTERVAL);
+    loop {
+        ticks.tick().await;
+        app.limiter.probe(app.clock_ns()).await;
+    }
 }
 
 /// Local limits, or global ones through Redis (its connection task runs on the main

@@ -15,7 +15,7 @@
 //! decision timeout, [`RateLimiter`] decides with its local limiter instead, marks itself
 //! degraded, logs the change once (warn on the way down, info on the way back) and counts
 //! the decisions so made; while degraded it tries Redis again at most once per
-//! [`PROBE_INTERVAL`]. Each degraded process then enforces the whole quota on its own, so
+//! [`PROBE_INTERVAL`], on a decision or on [`RateLimiter::probe`]. Each degraded process then enforces the whole quota on its own, so
 //! the fleet admits up to the number of processes times the quota until Redis is back.
 //!
 //! What this module must never do: block a core (all Redis I/O is async and every
@@ -240,6 +240,20 @@ impl RateLimiter {
                 }
                 global.local(tenant, quota, now_ns)
             }
+        }
+    }
+
+    /// While degraded, tries Redis (a PING, at most once per [`PROBE_INTERVAL`], shared
+    /// with the decisions' own probes) and turns global again when it answers, so that a
+    /// process without traffic does not report itself degraded after Redis is back. A
+    /// no-op when not degraded or local. The gateway calls it every [`PROBE_INTERVAL`].
+    pub async fn probe(&self, now_ns: u64) {
+        let Mode::Global(global) = &self.mode else { return };
+        if !global.degraded.load(Ordering::Relaxed) || !global.claim_probe(now_ns) {
+            return;
+        }
+        if global.redis.ping().await.is_ok() && global.degraded.swap(false, Ordering::Relaxed) {
+            tracing::info!("rate limits: Redis answers again, limits are global");
         }
     }
 

@@ -197,6 +197,17 @@ impl RedisLimiter {
         }
     }
 
+    /// Whether Redis answers a PING within the decision timeout (touches no key).
+    pub async fn ping(&self) -> Result<(), RateLimitError> {
+        if !self.is_connected() {
+            return Err(RateLimitError::NotConnected);
+        }
+        tokio::time::timeout(self.decision_timeout, self.client.ping::<()>(None))
+            .await
+            .map_err(|_| RateLimitError::Timeout(self.decision_timeout))?
+            .map_err(|e| RateLimitError::Redis(e.to_string()))
+    }
+
     /// Closes the connection (bounded by the decision timeout). Decisions fail after it.
     pub async fn close(&self) {
         let _ = tokio::time::timeout(self.decision_timeout, self.client.quit()).await;
