@@ -741,12 +741,15 @@ pub fn unix_now() -> u64 {
 }
 
 impl Operator {
-    /// A TOTP code the gateway has not seen from this operator: the next unused step
-    /// within the gateway's one-step skew (waiting for the clock when all three are used).
+    /// A TOTP code the gateway has not seen from this operator: the current step, or the
+    /// next one when the current one is used (waiting for the clock when both are). Never
+    /// the previous step: the gateway checks the code after the password's argon2id hash,
+    /// which takes a while in a debug build, and a previous-step code generated just
+    /// before a step boundary is out of the one-step skew by then.
     pub fn fresh_code(&self) -> String {
         loop {
             let now_step = self.totp.step_at(unix_now());
-            let step = (self.last_step.get() + 1).max(now_step.saturating_sub(1));
+            let step = (self.last_step.get() + 1).max(now_step);
             if step <= now_step + 1 {
                 self.last_step.set(step);
                 let code = self.totp.code_at(step * self.totp.params().period_seconds());
