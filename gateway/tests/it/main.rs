@@ -15,6 +15,10 @@
 //!   certificate verification.
 //! - [`pg_secrets`]: database credentials from Secrets Manager (moto), rotated while the
 //!   gateway runs.
+//! - [`security`]: the OWASP API Security Top 10 (2023) item by item: object and function
+//!   level authorisation on every route of the spec, broken signatures and tokens,
+//!   lock-out, rate limits, resource bounds, idle connections, idempotent retries,
+//!   security headers and the live route inventory.
 
 mod crash;
 mod http_api;
@@ -23,4 +27,5 @@ mod pg_cluster;
 mod pg_faults;
 mod pg_multi_process;
 mod pg_secrets;
+mod security;
 mod support;
