@@ -19,6 +19,9 @@
 //!   level authorisation on every route of the spec, broken signatures and tokens,
 //!   lock-out, rate limits, resource bounds, idle connections, idempotent retries,
 //!   security headers and the live route inventory.
+//! - [`tls`]: TLS and mTLS end to end with certificates made at test time: ALPN, cipher
+//!   suites, HSTS, client certificates as tenant identities, handshake failures and
+//!   timeouts.
 
 mod crash;
 mod http_api;
@@ -29,3 +32,4 @@ mod pg_multi_process;
 mod pg_secrets;
 mod security;
 mod support;
+mod tls;
