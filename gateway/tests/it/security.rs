@@ -541,6 +541,25 @@ async fn accounts_with_their_ids_are_ours(served: &Served) {
     assert_eq!(original["code"], 1, "A's account 4 is still A's: {original}");
 }
 
+/// API1:2023 Broken Object Level Authorization (admin API): a key is addressed only
+/// under its own tenant: revoking tenant A's key through tenant B's name is 404
+/// `key_not_found` and leaves it working, and B's key listing does not show it.
+#[tokio::test]
+async fn api1_admin_routes_address_a_key_only_under_its_own_tenant() {
+    let served = serve(&["acme", "globex"], &[("ada", "admin")], &[]).await;
+    let (api, acme) = (&served.api, &served.keys[0]);
+    let admin = served.token(0).await;
+    let through_globex = format!("/v1/admin/tenants/globex/keys/{}", acme.key_id);
+    let reply = send(api, Method::DELETE, &through_globex, Some(&admin), b"").await;
+    assert_error(&reply, StatusCode::NOT_FOUND, "key_not_found", "acme's key through globex");
+    let listing = send(api, Method::GET, "/v1/admin/tenants/globex/keys", Some(&admin), b"").await;
+    assert_eq!(listing.status, StatusCode::OK);
+    assert!(!body_text(&listing).contains(&acme.key_id), "globex lists acme's key");
+    let (status, body) = api.get_json(&format!("/v1/accounts/{}", uuid(MISSING)), &acme.auth).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "acme's key still signs: {body}");
+    assert_eq!(body["error"]["code"], "account_not_found", "{body}");
+}
+
 // ---------------------------------------------------------------------------------------
 // API2:2023 Broken Authentication
 // ---------------------------------------------------------------------------------------
@@ -1906,8 +1925,9 @@ async fn api8_every_response_carries_the_security_headers_and_no_internals() {
 /// API9:2023 Improper Inventory Management: on the live server, every operation of the
 /// spec exists (anything but 404 `route_not_found` or 405), every other method on a
 /// documented path is 405 with `Allow` listing exactly the documented ones, and paths
-/// nobody documented (old versions, debug and dotfile paths, deeper paths) are 404
-/// `route_not_found`.
+/// nobody documented (old versions, debug and dotfile paths, deeper paths, and spellings
+/// of documented paths a normalising proxy might rewrite: case, `//`, `.`, `..`, a
+/// trailing `/`) are 404 `route_not_found`.
 #[tokio::test]
 async fn api9_the_live_routes_are_exactly_the_documented_ones() {
     let served = serve(&[], &[], &[]).await;
@@ -1959,6 +1979,11 @@ async fn api9_the_live_routes_are_exactly_the_documented_ones() {
         "/v1/admin/tenants/acme",
         "/v0/accounts",
         "/v1/transfers/1/2",
+        "/V1/accounts",
+        "/v1//accounts",
+        "/v1/./admin/tenants",
+        "/v1/accounts/../admin/tenants",
+        "/v1/admin/tenants/",
         "/.git/config",
         "/swagger.json",
         "/openapi.yaml",
