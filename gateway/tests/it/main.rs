@@ -19,6 +19,13 @@
 //!   sessions in DynamoDB (moto) cached in Redis, or in PostgreSQL without AWS; one global
 //!   rate limit in Redis, and the local fallback (with its metrics and log) when Redis is
 //!   away.
+//! - [`security`]: the OWASP API Security Top 10 (2023) item by item: object and function
+//!   level authorisation on every route of the spec, broken signatures and tokens,
+//!   lock-out, rate limits, resource bounds, idle connections, idempotent retries,
+//!   security headers and the live route inventory.
+//! - [`tls`]: TLS and mTLS end to end with certificates made at test time: ALPN, cipher
+//!   suites, HSTS, client certificates as tenant identities, handshake failures and
+//!   timeouts.
 
 mod crash;
 mod http_api;
@@ -27,5 +34,7 @@ mod pg_cluster;
 mod pg_faults;
 mod pg_multi_process;
 mod pg_secrets;
+mod security;
 mod shared_state;
 mod support;
+mod tls;

@@ -477,21 +477,75 @@ impl Api {
 /// any other value): the request's method, path and query as sent, its body, now, and a
 /// fresh nonce.
 pub fn sign(credential: &str, method: &Method, target: &str, body: &[u8]) -> Option<String> {
-    use crypto::signature::{RequestParts, Scope, SigningKey, body_digest, random_nonce};
+    let nonce = crypto::signature::random_nonce().expect("the OS random generator");
+    sign_at(credential, method, target, body, unix_now(), &nonce)
+}
+
+/// [`sign`] with the timestamp and nonce given: for stale, future or replayed requests.
+pub fn sign_at(
+    credential: &str,
+    method: &Method,
+    target: &str,
+    body: &[u8],
+    timestamp: u64,
+    nonce: &str,
+) -> Option<String> {
+    use crypto::signature::{RequestParts, Scope, SigningKey, body_digest};
     let (key_id, secret) = credential.strip_prefix("Bearer pk_")?.split_once('.')?;
     let key_id = format!("pk_{key_id}");
     let key = SigningKey::new(secret.as_bytes()).ok()?;
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     let digest = body_digest(body);
     let parts = RequestParts { method: method.as_str(), path, query, body_sha256: &digest };
-    let nonce = random_nonce().expect("the OS random generator");
-    let timestamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("the clock is after 1970")
-        .as_secs();
-    let scope = Scope { key_id: &key_id, timestamp, nonce: &nonce };
+    let scope = Scope { key_id: &key_id, timestamp, nonce };
     let header = crypto::signature::sign_request(&key, &scope, &parts).ok()?;
     Some(header.header_value())
+}
+
+/// Sends one request over a connection the caller opened (a TCP socket bound to a
+/// chosen address, a TLS stream), as HTTP/1.1 or HTTP/2 (`version`), and reads the whole
+/// response; `Err` describes a failed handshake, exchange or timeout (10 s each). For
+/// HTTP/1.1 the request's URI is sent as is (give a path and a `host` header); HTTP/2
+/// needs an absolute URI.
+pub async fn exchange<IO>(
+    io: IO,
+    version: Version,
+    request: Request<Full<Bytes>>,
+) -> Result<Reply, String>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    use hyper::client::conn::{http1, http2};
+    use hyper_util::rt::TokioIo;
+    let bounded = |what: &'static str| move |_| format!("{what}: nothing within 10 s");
+    let io = TokioIo::new(io);
+    let response = if version == Version::HTTP_2 {
+        let handshake = http2::handshake(TokioExecutor::new(), io);
+        let (mut sender, connection) = tokio::time::timeout(REQUEST_TIMEOUT, handshake)
+            .await
+            .map_err(bounded("the HTTP/2 handshake"))?
+            .map_err(|error| format!("the HTTP/2 handshake: {error:?}"))?;
+        tokio::spawn(connection);
+        tokio::time::timeout(REQUEST_TIMEOUT, sender.send_request(request))
+            .await
+            .map_err(bounded("the response"))?
+    } else {
+        let (mut sender, connection) = tokio::time::timeout(REQUEST_TIMEOUT, http1::handshake(io))
+            .await
+            .map_err(bounded("the HTTP/1.1 handshake"))?
+            .map_err(|error| format!("the HTTP/1.1 handshake: {error:?}"))?;
+        tokio::spawn(connection);
+        tokio::time::timeout(REQUEST_TIMEOUT, sender.send_request(request))
+            .await
+            .map_err(bounded("the response"))?
+    };
+    let (parts, body) = response.map_err(|error| format!("the exchange: {error:?}"))?.into_parts();
+    let body = tokio::time::timeout(REQUEST_TIMEOUT, body.collect())
+        .await
+        .map_err(bounded("the body"))?
+        .map_err(|error| format!("reading the body: {error:?}"))?
+        .to_bytes();
+    Ok(Reply { status: parts.status, version: parts.version, headers: parts.headers, body })
 }
 
 /// A UUID string for a 128-bit id.
@@ -741,12 +795,15 @@ pub fn unix_now() -> u64 {
 }
 
 impl Operator {
-    /// A TOTP code the gateway has not seen from this operator: the next unused step
-    /// within the gateway's one-step skew (waiting for the clock when all three are used).
+    /// A TOTP code the gateway has not seen from this operator: the current step, or the
+    /// next one when the current one is used (waiting for the clock when both are). Never
+    /// the previous step: the gateway checks the code after the password's argon2id hash,
+    /// which takes a while in a debug build, and a previous-step code generated just
+    /// before a step boundary is out of the one-step skew by then.
     pub fn fresh_code(&self) -> String {
         loop {
             let now_step = self.totp.step_at(unix_now());
-            let step = (self.last_step.get() + 1).max(now_step.saturating_sub(1));
+            let step = (self.last_step.get() + 1).max(now_step);
             if step <= now_step + 1 {
                 self.last_step.set(step);
                 let code = self.totp.code_at(step * self.totp.params().period_seconds());
