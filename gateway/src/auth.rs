@@ -237,6 +237,20 @@ fn signed_claim(directory: &Directory, value: &str) -> Result<Claim, AuthFailure
     Ok(Claim::Signed { entry: entry.clone(), header })
 }
 
+/// What a signature covers, as the request arrived: the body in full (its digest is
+/// computed only for a signed request, so a bearer key or a certificate costs no hash).
+#[derive(Clone, Copy, Debug)]
+pub struct Received<'a> {
+    /// The method (`POST`).
+    pub method: &'a str,
+    /// The path as sent.
+    pub path: &'a str,
+    /// The query as sent, without `?`.
+    pub query: &'a str,
+    /// The body.
+    pub body: &'a [u8],
+}
+
 /// Credentials read from the headers: either already verified, or a signature to check
 /// against the body.
 pub enum Claim {
@@ -259,12 +273,11 @@ impl Claim {
         }
     }
 
-    /// Finishes authentication: a signature is checked against `request` (whose body
-    /// digest the caller computed), the window around `now_unix`, and the nonce against
-    /// `replay`. Returns the tenant.
+    /// Finishes authentication: a signature is checked against `request`, the window
+    /// around `now_unix`, and the nonce against `replay`. Returns the tenant.
     pub fn verify(
         self,
-        request: &RequestParts<'_>,
+        request: &Received<'_>,
         now_unix: u64,
         window_seconds: u64,
         replay: &ReplayCache,
@@ -274,7 +287,14 @@ impl Claim {
             Self::Signed { entry, header } => (entry, header),
         };
         let keys = entry.signing.as_ref().ok_or(AuthFailure::NotSigningKey)?;
-        signature::verify(keys, &header, request, now_unix, window_seconds)
+        let digest = signature::body_digest(request.body);
+        let parts = RequestParts {
+            method: request.method,
+            path: request.path,
+            query: request.query,
+            body_sha256: &digest,
+        };
+        signature::verify(keys, &header, &parts, now_unix, window_seconds)
             .map_err(AuthFailure::Signature)?;
         let expires_at = header.timestamp.saturating_add(window_seconds);
         match replay.check(&header.key_id, &header.nonce, expires_at, now_unix) {
@@ -330,55 +350,48 @@ mod tests {
         headers
     }
 
-    fn signed(
-        fixture: &Fixture,
-        nonce: &str,
-        timestamp: u64,
-        body: &[u8],
-    ) -> (HeaderMap, [u8; 32]) {
+    fn signed(fixture: &Fixture, nonce: &str, timestamp: u64, body: &[u8]) -> HeaderMap {
         let digest = body_digest(body);
         let parts =
             RequestParts { method: "POST", path: "/v1/transfers", query: "", body_sha256: &digest };
         let key = SigningKey::new(fixture.secret.as_bytes()).unwrap();
         let scope = Scope { key_id: &fixture.key_id, timestamp, nonce };
         let header = sign_request(&key, &scope, &parts).unwrap();
-        (headers(&header.header_value()), digest)
+        headers(&header.header_value())
     }
 
     fn verify_signed(
         fixture: &Fixture,
         headers: &HeaderMap,
-        digest: &[u8; 32],
+        body: &[u8],
     ) -> Result<TenantId, AuthError> {
-        let parts =
-            RequestParts { method: "POST", path: "/v1/transfers", query: "", body_sha256: digest };
+        let received = Received { method: "POST", path: "/v1/transfers", query: "", body };
         let claim = fixture.credentials.claim(headers, &ClientIdentity::None, false)?;
-        claim.verify(&parts, NOW, WINDOW, &fixture.replay)
+        claim.verify(&received, NOW, WINDOW, &fixture.replay)
     }
 
     #[test]
     fn a_signed_request_names_its_tenant_once() {
         let fixture = fixture();
-        let (headers, digest) = signed(&fixture, "nonce-000000000001", NOW, b"{}");
-        assert_eq!(verify_signed(&fixture, &headers, &digest), Ok(7));
-        let replayed = verify_signed(&fixture, &headers, &digest);
+        let headers = signed(&fixture, "nonce-000000000001", NOW, b"{}");
+        assert_eq!(verify_signed(&fixture, &headers, b"{}"), Ok(7));
+        let replayed = verify_signed(&fixture, &headers, b"{}");
         assert_eq!(replayed, Err(AuthError::Refused(AuthFailure::Replayed)));
-        let (again, digest) = signed(&fixture, "nonce-000000000002", NOW, b"{}");
-        assert_eq!(verify_signed(&fixture, &again, &digest), Ok(7));
+        let again = signed(&fixture, "nonce-000000000002", NOW, b"{}");
+        assert_eq!(verify_signed(&fixture, &again, b"{}"), Ok(7));
     }
 
     #[test]
     fn tampered_stale_or_unknown_signatures_are_refused() {
         let fixture = fixture();
-        let (headers, _) = signed(&fixture, "nonce-000000000003", NOW, b"{}");
-        let other_body = body_digest(b"{\"amount\":1}");
-        let tampered = verify_signed(&fixture, &headers, &other_body);
+        let headers = signed(&fixture, "nonce-000000000003", NOW, b"{}");
+        let tampered = verify_signed(&fixture, &headers, b"{\"amount\":1}");
         assert_eq!(
             tampered,
             Err(AuthError::Refused(AuthFailure::Signature(SignatureError::BadSignature)))
         );
-        let (stale, digest) = signed(&fixture, "nonce-000000000004", NOW - WINDOW - 1, b"{}");
-        let expired = verify_signed(&fixture, &stale, &digest);
+        let stale = signed(&fixture, "nonce-000000000004", NOW - WINDOW - 1, b"{}");
+        let expired = verify_signed(&fixture, &stale, b"{}");
         assert_eq!(
             expired,
             Err(AuthError::Refused(AuthFailure::Signature(SignatureError::Expired)))
@@ -416,7 +429,7 @@ mod tests {
         let none = HeaderMap::new();
         assert_eq!(fixture.credentials.claim(&none, &acme, false).unwrap().tenant(), 7);
         assert_eq!(fixture.credentials.claim(&none, &other, false).unwrap().tenant(), 8);
-        let (headers, _) = signed(&fixture, "nonce-000000000005", NOW, b"{}");
+        let headers = signed(&fixture, "nonce-000000000005", NOW, b"{}");
         assert_eq!(fixture.credentials.claim(&headers, &acme, false).unwrap().tenant(), 7);
         let mismatch = fixture.credentials.claim(&headers, &other, false);
         assert_eq!(mismatch.err(), Some(AuthFailure::CertificateMismatch));

@@ -14,7 +14,6 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use crypto::signature::{RequestParts, body_digest};
 use http::request::Parts;
 use http::{HeaderValue, Request, Response, header};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
@@ -22,7 +21,7 @@ use hyper::body::Incoming;
 use storage::ratelimit::Decision;
 
 use crate::app::Core;
-use crate::auth::AuthError;
+use crate::auth::{AuthError, Received};
 use crate::conn::ConnInfo;
 use crate::errors::{ApiError, Body};
 use crate::handlers::{self, Target};
@@ -126,15 +125,14 @@ async fn tenant_request(
         .claim(&parts.headers, &conn.identity, security.allow_bearer_keys)
         .map_err(|failure| auth_failed(core, "tenant", failure.code()))?;
     let body = read_body(core, &parts, body).await?;
-    let digest = body_digest(&body);
-    let signed = RequestParts {
+    let received = Received {
         method: parts.method.as_str(),
         path: parts.uri.path(),
         query: parts.uri.query().unwrap_or(""),
-        body_sha256: &digest,
+        body: &body,
     };
     let verified =
-        claim.verify(&signed, unix_now_s(), security.signature_window_seconds, &app.replay);
+        claim.verify(&received, unix_now_s(), security.signature_window_seconds, &app.replay);
     let tenant = match verified {
         Ok(tenant) => tenant,
         Err(AuthError::Refused(failure)) => {
