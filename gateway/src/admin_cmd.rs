@@ -1,5 +1,5 @@
 //! The host commands: `gateway tenant create|list`, `gateway operator create` (the first
-//! admin on a fresh install) and `gateway migrate`.
+//! admin on a fresh install), `gateway keys-generate` and `gateway migrate`.
 //!
 //! On the embedded store, with a gateway running on the data directory, a command goes
 //! through its admin socket (see [`crate::admin`]); otherwise it opens the store directly.
@@ -39,6 +39,12 @@ pub fn run_operator(command: OperatorCommand) -> anyhow::Result<()> {
             runtime.block_on(create_operator(username, &role, password, &storage))
         }
     }
+}
+
+/// `gateway keys-generate`: prints a new keys document on stdout.
+pub fn keys_generate() -> anyhow::Result<()> {
+    println!("{}", keys::generate_document()?);
+    Ok(())
 }
 
 /// `gateway migrate`: brings the PostgreSQL schema to this build's version.

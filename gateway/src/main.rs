@@ -28,6 +28,7 @@ fn main() -> ExitCode {
         Some(Command::Tenant(command)) => report(gateway::admin_cmd::run_tenant(command)),
         Some(Command::Operator(command)) => report(gateway::admin_cmd::run_operator(command)),
         Some(Command::Migrate { storage }) => report(gateway::admin_cmd::migrate(&storage)),
+        Some(Command::KeysGenerate) => report(gateway::admin_cmd::keys_generate()),
         Some(Command::Serve(args)) => serve(&args),
         None => serve(&cli.serve),
     }

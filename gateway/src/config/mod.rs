@@ -39,6 +39,9 @@ pub enum Command {
     /// Create operators (the first admin; later ones through the admin API).
     #[command(subcommand)]
     Operator(OperatorCommand),
+    /// Print a new keys document (a key-encryption key and a token signing key) for
+    /// --keys-secret: store it in Secrets Manager or a 0600 file, never in the image.
+    KeysGenerate,
     /// Bring the PostgreSQL schema to this build's version, then exit (`serve` does it too).
     Migrate {
         /// Storage flags.
