@@ -228,7 +228,6 @@ async fn check_sign_in(core: &Core, body: &SignInBody) -> Result<Operator, SignI
     };
     match step {
         Ok(step) => record_success(core, operator, step).await,
-        Err(BUSY) => Err(refused(BUSY, id)),
         Err(reason) => {
             record_failure(core, operator.id).await;
             Err(refused(reason, id))

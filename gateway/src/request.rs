@@ -146,10 +146,11 @@ async fn tenant_request(
 }
 
 /// Counts and logs a refused credential (`reason` is a fixed code); the client gets one
-/// undifferentiated 401.
+/// undifferentiated 401. The log line is at `debug`, so a flood of bad credentials cannot
+/// flood the logs; the counter `protea_auth_failures_total` always moves.
 pub fn auth_failed(core: &Core, scheme: &'static str, reason: &'static str) -> ApiError {
     core.app.metrics.auth_failures.get_or_create(&AuthLabels { scheme, reason }).inc();
-    tracing::info!(scheme, reason, "authentication refused");
+    tracing::debug!(scheme, reason, "authentication refused");
     ApiError::Unauthenticated
 }
 
