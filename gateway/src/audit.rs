@@ -20,10 +20,8 @@ pub enum Actor {
         /// Their role.
         role: &'static str,
     },
-    /// Someone not yet authenticated (a sign-in attempt), or a command on the host.
+    /// Someone not yet authenticated (a sign-in attempt).
     Anonymous,
-    /// The gateway's command line on the host (`gateway tenant create`, ...).
-    Host,
 }
 
 /// Whether the action happened.
@@ -57,7 +55,6 @@ pub fn record(record: &AuditRecord<'_>) {
     let (actor_kind, actor_id, role) = match &record.actor {
         Actor::Operator { id, role } => ("operator", Some(*id), Some(*role)),
         Actor::Anonymous => ("anonymous", None, None),
-        Actor::Host => ("host", None, None),
     };
     let (outcome, reason) = match record.outcome {
         AuditOutcome::Success => ("success", None),

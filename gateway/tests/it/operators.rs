@@ -69,7 +69,7 @@ async fn a_totp_code_signs_in_once() {
     let gateway = Gateway::start(dir.path(), &[]);
     let api = Api::http1(gateway.addr());
     api.wait_ready().await;
-    let body = serde_json::to_vec(&bob.sign_in_body()).expect("json");
+    let body = serde_json::to_vec(&bob.sign_in_body().await).expect("json");
     let first = api.call(Method::POST, "/v1/operator/sign-in", &[], body.clone()).await;
     assert_eq!(first.status, StatusCode::OK);
     let again = api.call(Method::POST, "/v1/operator/sign-in", &[], body).await;

@@ -981,7 +981,7 @@ async fn api2_ten_failed_sign_ins_lock_an_operator_until_an_admin_unlocks() {
             }
         }
         assert!(state(operator.id).await.0, "{how}: the tenth failure locks {}", operator.username);
-        let right = sign_in_body(operator, &operator.password, &operator.fresh_code());
+        let right = sign_in_body(operator, &operator.password, &operator.fresh_code().await);
         let reply = send(api, Method::POST, sign_in, None, &right).await;
         assert_eq!(
             reply.status,
@@ -1019,7 +1019,7 @@ async fn api2_sign_in_attempts_are_rate_limited_per_client_address() {
             &format!("attempt {attempt}"),
         );
     }
-    let right = bytes(&ada.sign_in_body());
+    let right = bytes(&ada.sign_in_body().await);
     let reply = send(api, Method::POST, "/v1/operator/sign-in", None, &right).await;
     assert_error(&reply, StatusCode::TOO_MANY_REQUESTS, "rate_limited", "the fourth attempt");
     let retry_after: u64 =
@@ -1033,7 +1033,7 @@ async fn api2_sign_in_attempts_are_rate_limited_per_client_address() {
     let request = Request::post("/v1/operator/sign-in")
         .header("host", served.gateway.addr().to_string())
         .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(bytes(&ada.sign_in_body()))))
+        .body(Full::new(Bytes::from(bytes(&ada.sign_in_body().await))))
         .expect("a request");
     let reply = support::exchange(stream, Version::HTTP_11, request).await.expect("an answer");
     assert_eq!(reply.status, StatusCode::OK, "another address signs in: {}", reply.json());
@@ -1067,13 +1067,13 @@ async fn api2_a_sign_in_refused_for_capacity_is_503_and_never_counts_towards_loc
         })
         .collect();
     let deadline = Instant::now() + Duration::from_secs(30);
-    let mut body = bytes(&vic.sign_in_body());
+    let mut body = bytes(&vic.sign_in_body().await);
     let mut answers = Vec::new();
     loop {
         let reply = send(api, Method::POST, "/v1/operator/sign-in", None, &body).await;
         answers.push((reply.status, code(&reply)));
         if reply.status == StatusCode::OK {
-            body = bytes(&vic.sign_in_body());
+            body = bytes(&vic.sign_in_body().await);
         }
         if reply.status == StatusCode::SERVICE_UNAVAILABLE {
             break;
@@ -1176,7 +1176,7 @@ async fn api3_fields_a_client_may_not_set_are_refused() {
     assert!(!operators.to_string().contains("eve.x"), "no operator was created: {operators}");
 
     let ada = &served.operators[0];
-    let mut body = ada.sign_in_body();
+    let mut body = ada.sign_in_body().await;
     body["role"] = json!("admin");
     let reply = send(api, Method::POST, "/v1/operator/sign-in", None, &bytes(&body)).await;
     assert_error(&reply, StatusCode::BAD_REQUEST, "invalid_parameter", "sign-in with a role");
@@ -1756,7 +1756,7 @@ async fn race(api: &Api, auth: &str, body: Value, ways: usize) -> Vec<String> {
 async fn api6_a_totp_code_signs_in_once() {
     let served = serve(&[], &[("ada", "admin"), ("aud", "auditor")], &[]).await;
     let (api, aud) = (&served.api, &served.operators[1]);
-    let body = bytes(&aud.sign_in_body());
+    let body = bytes(&aud.sign_in_body().await);
     let first = send(api, Method::POST, "/v1/operator/sign-in", None, &body).await;
     assert_eq!(first.status, StatusCode::OK, "{}", first.json());
     let token = format!("Bearer {}", first.json()["token"].as_str().expect("token"));

@@ -35,6 +35,9 @@ const READY_TIMEOUT: Duration = Duration::from_secs(20);
 const EXIT_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long one request (headers and body) may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the client keeps an idle connection for reuse: below the gateway's default
+/// header-read timeout (10 s), which closes an idle HTTP/1.1 connection.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Pause between two readiness probes.
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
 
@@ -350,13 +353,17 @@ pub struct Api {
 impl Api {
     /// An HTTP/1.1 client of the gateway at `addr`.
     pub fn http1(addr: SocketAddr) -> Self {
-        let client = Client::builder(TokioExecutor::new()).build_http();
+        let client =
+            Client::builder(TokioExecutor::new()).pool_idle_timeout(POOL_IDLE_TIMEOUT).build_http();
         Self { client, base: format!("http://{addr}"), sign: true }
     }
 
     /// An h2c (HTTP/2 with prior knowledge, no upgrade) client of the gateway at `addr`.
     pub fn h2c(addr: SocketAddr) -> Self {
-        let client = Client::builder(TokioExecutor::new()).http2_only(true).build_http();
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .http2_only(true)
+            .build_http();
         Self { client, base: format!("http://{addr}"), sign: true }
     }
 
@@ -800,7 +807,7 @@ impl Operator {
     /// the previous step: the gateway checks the code after the password's argon2id hash,
     /// which takes a while in a debug build, and a previous-step code generated just
     /// before a step boundary is out of the one-step skew by then.
-    pub fn fresh_code(&self) -> String {
+    pub async fn fresh_code(&self) -> String {
         loop {
             let now_step = self.totp.step_at(unix_now());
             let step = (self.last_step.get() + 1).max(now_step);
@@ -809,20 +816,23 @@ impl Operator {
                 let code = self.totp.code_at(step * self.totp.params().period_seconds());
                 return format!("{code:06}");
             }
-            std::thread::sleep(Duration::from_millis(500));
+            // Asleep on the runtime, not the thread: the client's connections must see a
+            // server's close while the test waits, or the next request meets a dead one.
+            tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
 
     /// The sign-in body with a fresh code.
-    pub fn sign_in_body(&self) -> Value {
-        json!({"username": self.username, "password": self.password, "code": self.fresh_code()})
+    pub async fn sign_in_body(&self) -> Value {
+        let code = self.fresh_code().await;
+        json!({"username": self.username, "password": self.password, "code": code})
     }
 }
 
 impl Api {
     /// Signs `operator` in; returns the status and body.
     pub async fn sign_in(&self, operator: &Operator) -> (StatusCode, Value) {
-        let body = serde_json::to_vec(&operator.sign_in_body()).expect("json");
+        let body = serde_json::to_vec(&operator.sign_in_body().await).expect("json");
         let reply = self.call(Method::POST, "/v1/operator/sign-in", &[], body).await;
         (reply.status, reply.json())
     }
