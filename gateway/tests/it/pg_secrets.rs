@@ -14,26 +14,12 @@ use serde_json::json;
 use storage::secrets::{SecretSource, SecretsProvider};
 
 use crate::pg_cluster::{TestDatabase, admin_url, connect};
-use crate::support::{Api, Gateway, SHARED_KEYS, create_tenant_with, data_dir, run_gateway, uuid};
+use crate::support::{
+    self, Api, Gateway, SHARED_KEYS, create_tenant_with, data_dir, run_gateway, uuid,
+};
 
-const DEFAULT_MOTO_URL: &str = "http://127.0.0.1:5055";
-const REGION: &str = "us-east-1";
 /// Bound on each wait for the gateway to catch up with a rotation.
 const WAIT_MAX: Duration = Duration::from_secs(30);
-
-fn moto_url() -> String {
-    std::env::var("PROTEA_TEST_MOTO_URL").unwrap_or_else(|_| DEFAULT_MOTO_URL.to_owned())
-}
-
-/// The AWS environment the gateway process gets: moto, a region, placeholder keys.
-fn aws_env() -> Vec<(&'static str, String)> {
-    vec![
-        ("AWS_ENDPOINT_URL", moto_url()),
-        ("AWS_REGION", REGION.to_owned()),
-        ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
-        ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
-    ]
-}
 
 /// The roles connected to `database`, other than `postgres`.
 async fn roles_connected(admin: &tokio_postgres::Client, database: &str) -> Vec<String> {
@@ -95,9 +81,12 @@ fn database_role_rotated_in_secrets_manager_without_a_restart() {
         // The secret, in Secrets Manager's RDS format, naming role A.
         let secret_id = format!("protea-it/{}", db.name());
         let source: SecretSource = format!("aws-secretsmanager:{secret_id}").parse().unwrap();
-        let provider = SecretsProvider::with_aws_endpoint(source, moto_url(), REGION)
-            .await
-            .unwrap_or_else(|e| panic!("moto at {} ({e}); scripts/test starts it", moto_url()));
+        let provider =
+            SecretsProvider::with_aws_endpoint(source, support::moto_url(), support::AWS_REGION)
+                .await
+                .unwrap_or_else(|e| {
+                    panic!("moto at {} ({e}); scripts/test starts it", support::moto_url())
+                });
         let aws = provider.aws_client().expect("an AWS source has a client");
         let credentials = |role: &str| json!({"username": role, "password": "unused"}).to_string();
         aws.create_secret()
@@ -105,7 +94,9 @@ fn database_role_rotated_in_secrets_manager_without_a_restart() {
             .secret_string(credentials(&role_a))
             .send()
             .await
-            .unwrap_or_else(|e| panic!("creating the secret on moto at {}: {e:?}", moto_url()));
+            .unwrap_or_else(|e| {
+                panic!("creating the secret on moto at {}: {e:?}", support::moto_url())
+            });
 
         // The gateway: host and database from --storage, the role from the secret.
         let url = db.gateway_url();
@@ -123,7 +114,7 @@ fn database_role_rotated_in_secrets_manager_without_a_restart() {
             SHARED_KEYS[0],
             SHARED_KEYS[1],
         ];
-        let gateway = Gateway::start_with_env(dir.path(), &args, &aws_env());
+        let gateway = Gateway::start_with_env(dir.path(), &args, &support::aws_env());
         let api = Api::http1(gateway.addr());
         api.wait_ready().await;
         assert_eq!(roles_connected(&admin, db.name()).await, vec![role_a.clone()]);

@@ -47,9 +47,7 @@ use crate::support::{
     run_gateway, unix_now,
 };
 
-const DEFAULT_MOTO_URL: &str = "http://127.0.0.1:5055";
 const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
-const REGION: &str = "us-east-1";
 /// Bound on every wait for something to happen (a reconnection, a log line, a service).
 const WAIT_MAX: Duration = Duration::from_secs(15);
 /// Pause between two polls.
@@ -62,22 +60,8 @@ const BURST: u64 = 10;
 // Services
 // ---------------------------------------------------------------------------------------
 
-fn moto_url() -> String {
-    std::env::var("PROTEA_TEST_MOTO_URL").unwrap_or_else(|_| DEFAULT_MOTO_URL.to_owned())
-}
-
 fn redis_url() -> String {
     std::env::var("PROTEA_TEST_REDIS_URL").unwrap_or_else(|_| DEFAULT_REDIS_URL.to_owned())
-}
-
-/// The AWS environment a gateway process gets: moto, a region, placeholder keys.
-fn aws_env() -> Vec<(&'static str, String)> {
-    vec![
-        ("AWS_ENDPOINT_URL", moto_url()),
-        ("AWS_REGION", REGION.to_owned()),
-        ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
-        ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
-    ]
 }
 
 /// `host:port` of an `http://` or `redis://` URL (no user info, no path).
@@ -89,7 +73,7 @@ fn host_port(url: &str) -> String {
 
 /// Panics with what to do when moto does not answer HTTP.
 fn require_moto() {
-    let url = moto_url();
+    let url = support::moto_url();
     let answered = TcpStream::connect(host_port(&url)).and_then(|mut stream| {
         stream.set_read_timeout(Some(Duration::from_secs(5)))?;
         stream.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
@@ -414,11 +398,13 @@ struct SessionItem {
 async fn dynamo_table(table: &str) -> DynamoSessions {
     DynamoSessions::connect(DynamoSessionsConfig {
         table: table.to_owned(),
-        aws: AwsSettings::local(moto_url(), REGION),
+        aws: AwsSettings::local(support::moto_url(), support::AWS_REGION),
         redis_url: None,
     })
     .await
-    .unwrap_or_else(|error| panic!("a DynamoDB client for moto at {}: {error}", moto_url()))
+    .unwrap_or_else(|error| {
+        panic!("a DynamoDB client for moto at {}: {error}", support::moto_url())
+    })
 }
 
 /// Every item of the table by session id (a strongly consistent scan).
@@ -502,8 +488,8 @@ async fn sessions_in_dynamodb_are_shared_and_revoked_at_once() {
         "--sign-in-per-minute",
         "10000",
     ]);
-    let gateway_a = start_on(&db, &flags, &aws_env()).await;
-    let gateway_b = start_on(&db, &flags, &aws_env()).await;
+    let gateway_a = start_on(&db, &flags, &support::aws_env()).await;
+    let gateway_b = start_on(&db, &flags, &support::aws_env()).await;
     let (a, b) = (&gateway_a.api, &gateway_b.api);
     let table = dynamo_table(&table_name).await;
     let ttl = table

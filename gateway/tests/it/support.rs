@@ -555,6 +555,25 @@ where
     Ok(Reply { status: parts.status, version: parts.version, headers: parts.headers, body })
 }
 
+/// The local AWS stand-in (moto) the tests use: `PROTEA_TEST_MOTO_URL`, or the port
+/// `scripts/test` starts it on.
+pub fn moto_url() -> String {
+    std::env::var("PROTEA_TEST_MOTO_URL").unwrap_or_else(|_| "http://127.0.0.1:5055".to_owned())
+}
+
+/// The AWS region the tests use on moto.
+pub const AWS_REGION: &str = "us-east-1";
+
+/// The AWS environment a gateway process gets: moto, a region, placeholder keys.
+pub fn aws_env() -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ENDPOINT_URL", moto_url()),
+        ("AWS_REGION", AWS_REGION.to_owned()),
+        ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
+    ]
+}
+
 /// A UUID string for a 128-bit id.
 pub fn uuid(id: u128) -> String {
     uuid::Uuid::from_u128(id).hyphenated().to_string()
