@@ -11,14 +11,19 @@
 //!   against keys by key id for rotation.
 //! - [`envelope`]: AES-256-GCM envelope encryption of secrets at rest under a key ring
 //!   (one KEK id, numbered versions, a current one), with re-wrapping for rotation.
+//! - [`chain`]: the audit trail's SHA-256 hash chain: linking and verification.
+//! - [`blind_index`]: keyed HMAC indexes of normalised email addresses, phone numbers and
+//!   identity numbers, to find a data subject without decrypting.
 //!
-//! A later issue adds the audit hash chain here. This crate does no I/O, keeps no global
+//! This crate does no I/O, keeps no global
 //! state, and never logs or formats a secret: every type that holds one has a `Debug`
 //! that leaves it out.
 
 #![forbid(unsafe_code)]
 
 pub mod api_key;
+pub mod blind_index;
+pub mod chain;
 pub mod envelope;
 pub mod password;
 pub mod signature;
