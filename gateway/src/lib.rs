@@ -19,6 +19,7 @@ pub mod keys;
 pub mod logging;
 pub mod metrics;
 pub mod operator_auth;
+pub mod popia;
 pub mod replay;
 pub mod request;
 pub mod router;
