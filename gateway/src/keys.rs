@@ -7,8 +7,14 @@
 //! ```json
 //! {"kek":   {"id": "protea-kek", "current_version": 2,
 //!            "versions": {"1": "<base64 of 32 bytes>", "2": "<base64 of 32 bytes>"}},
-//!  "token": {"current": "tok-2", "keys": {"tok-1": "<base64 PKCS#8 Ed25519>", "tok-2": "..."}}}
+//!  "token": {"current": "tok-2", "keys": {"tok-1": "<base64 PKCS#8 Ed25519>", "tok-2": "..."}},
+//!  "blind_index": {"id": "bi-1", "key": "<base64 of 32 bytes>"}}
 //! ```
+//!
+//! `blind_index` keys the vault's look-up indexes (email, phone, identity number); it is
+//! optional for a document written before the vault existed (the vault's indexed fields
+//! are then refused), and a data-directory file without it gets one added at start. It
+//! cannot rotate without re-indexing, so it has one key.
 //!
 //! Rotation: add a KEK version (or a token key) and make it current; keep the old one
 //! until nothing sealed (or signed) under it remains. Every listed token key verifies;
@@ -22,6 +28,7 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
+use crypto::blind_index::BlindIndexKey;
 use crypto::envelope::{self, KeyRing};
 use crypto::token::{TokenSigner, TokenVerifier};
 use data_encoding::BASE64;
@@ -36,6 +43,8 @@ pub const KEYS_FILE: &str = "keys.json";
 const GENERATED_KEK_ID: &str = "protea-kek";
 /// The token key id of a generated document.
 const GENERATED_TOKEN_KID: &str = "tok-1";
+/// The blind-index key id of a generated document.
+const GENERATED_BLIND_INDEX_ID: &str = "bi-1";
 
 /// Why the keys could not be loaded. Names the source and the field, never a value.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +73,8 @@ pub struct Keys {
     pub token_signer: TokenSigner,
     /// Verifies operator tokens (every listed token key).
     pub token_verifier: TokenVerifier,
+    /// Keys the vault's blind indexes, when the document has one.
+    pub blind_index: Option<BlindIndexKey>,
 }
 
 impl std::fmt::Debug for Keys {
@@ -77,6 +88,15 @@ impl std::fmt::Debug for Keys {
 struct Document {
     kek: KekDocument,
     token: TokenDocument,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    blind_index: Option<BlindIndexDocument>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BlindIndexDocument {
+    id: String,
+    key: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -144,6 +164,27 @@ pub fn parse(text: &str) -> Result<Keys, KeysError> {
         kek: kek_ring(&document.kek)?,
         token_signer: signer(&document.token)?,
         token_verifier: verifier(&document.token)?,
+        blind_index: document.blind_index.as_ref().map(blind_index_key).transpose()?,
+    })
+}
+
+fn blind_index_key(document: &BlindIndexDocument) -> Result<BlindIndexKey, KeysError> {
+    let invalid = |reason: String| KeysError::Invalid { field: "blind_index".into(), reason };
+    let valid_id = (1..=64).contains(&document.id.len())
+        && document.id.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if !valid_id {
+        return Err(invalid("the id must be 1-64 of A-Z a-z 0-9 _ . -".into()));
+    }
+    let key = envelope::key_from_base64(&document.key).map_err(|e| invalid(e.to_string()))?;
+    Ok(BlindIndexKey::new(&document.id, &key))
+}
+
+fn generated_blind_index() -> Result<BlindIndexDocument, KeysError> {
+    let (_, key) = KeyRing::generate(GENERATED_BLIND_INDEX_ID)
+        .map_err(|e| KeysError::Read(format!("generating keys: {e}")))?;
+    Ok(BlindIndexDocument {
+        id: GENERATED_BLIND_INDEX_ID.into(),
+        key: envelope::key_to_base64(&key),
     })
 }
 
@@ -199,16 +240,18 @@ pub fn generate_document() -> Result<String, KeysError> {
             current: GENERATED_TOKEN_KID.into(),
             keys: BTreeMap::from([(GENERATED_TOKEN_KID.into(), BASE64.encode(&pkcs8))]),
         },
+        blind_index: Some(generated_blind_index()?),
     };
     serde_json::to_string_pretty(&document).map_err(|e| failed(&e))
 }
 
-/// Creates the data directory's keys file (mode 0600) when it is missing; never
-/// overwrites one that exists, even when another process creates it at the same time.
+/// Creates the data directory's keys file (mode 0600) when it is missing, never
+/// overwriting one that exists (even when another process creates it at the same time);
+/// adds a blind-index key to one written before the vault existed.
 fn ensure_file(path: &Path) -> Result<(), KeysError> {
     let io_error = |e: std::io::Error| KeysError::Read(format!("{}: {e}", path.display()));
     if path.exists() {
-        return Ok(());
+        return add_blind_index_if_missing(path);
     }
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(io_error)?;
@@ -226,9 +269,52 @@ fn ensure_file(path: &Path) -> Result<(), KeysError> {
     }
 }
 
+/// Rewrites the data directory's keys file with a generated blind-index key when it has
+/// none (a temporary file in the same directory, mode 0600, renamed over it).
+fn add_blind_index_if_missing(path: &Path) -> Result<(), KeysError> {
+    let io_error = |e: std::io::Error| KeysError::Read(format!("{}: {e}", path.display()));
+    let text = std::fs::read_to_string(path).map_err(io_error)?;
+    let mut document: Document =
+        serde_json::from_str(&text).map_err(|e| KeysError::Malformed(e.to_string()))?;
+    if document.blind_index.is_some() {
+        return Ok(());
+    }
+    document.blind_index = Some(generated_blind_index()?);
+    let text = serde_json::to_string_pretty(&document)
+        .map_err(|e| KeysError::Read(format!("writing keys: {e}")))?;
+    let temporary = path.with_extension("json.new");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&temporary)
+        .map_err(io_error)?;
+    file.write_all(text.as_bytes()).and_then(|()| file.sync_all()).map_err(io_error)?;
+    std::fs::rename(&temporary, path).map_err(io_error)?;
+    tracing::info!(path = %path.display(), "added a blind-index key to the keys file");
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_data_dir_file_without_a_blind_index_key_gets_one_and_keeps_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(KEYS_FILE);
+        let mut old: serde_json::Value =
+            serde_json::from_str(&generate_document().unwrap()).unwrap();
+        old.as_object_mut().unwrap().remove("blind_index");
+        std::fs::write(&path, old.to_string()).unwrap();
+        assert!(parse(&old.to_string()).unwrap().blind_index.is_none());
+        ensure_file(&path).unwrap();
+        let new: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!((&new["kek"], &new["token"]), (&old["kek"], &old["token"]));
+        assert!(parse(&new.to_string()).unwrap().blind_index.is_some());
+    }
 
     #[test]
     fn a_generated_document_loads_and_seals() {
