@@ -17,6 +17,7 @@
 //! signing and TOTP secrets arrive sealed by the gateway. The only personal information
 //! it holds is an operator's username, which it never logs or formats.
 
+pub mod audit;
 pub mod embedded;
 mod error;
 pub mod ledger;
