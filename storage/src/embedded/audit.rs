@@ -130,8 +130,7 @@ impl Embedded {
 
     /// Counts and turnaround per kind, of the newest [`DSAR_STATS_SCAN_MAX`] requests.
     pub fn dsar_stats(&self) -> Result<Vec<DsarStats>, StoreError> {
-        let requests = self.read(|txn| newest(txn, DSARS, DSAR_STATS_SCAN_MAX, decode_dsar))?;
-        Ok(stats_of(&requests))
+        self.read(dsar_stats)
     }
 }
 
@@ -355,16 +354,28 @@ fn open_dsars(txn: &ReadTransaction, limit: usize) -> Result<Vec<Dsar>, StoreErr
     Ok(found)
 }
 
-fn stats_of(requests: &[Dsar]) -> Vec<DsarStats> {
-    DsarKind::ALL
+/// Scans the newest [`DSAR_STATS_SCAN_MAX`] requests, keeping only each kind's
+/// turnarounds and open count.
+fn dsar_stats(txn: &ReadTransaction) -> Result<Vec<DsarStats>, StoreError> {
+    let mut kinds: Vec<(DsarKind, Vec<u64>, u64)> =
+        DsarKind::ALL.into_iter().map(|kind| (kind, Vec::new(), 0)).collect();
+    if let Some(table) = open(txn, DSARS)? {
+        for entry in table.iter()?.rev().take(DSAR_STATS_SCAN_MAX) {
+            let (id, bytes) = entry?;
+            let dsar = decode_dsar(id.value(), bytes.value())?;
+            let Some((_, turnarounds, open)) = kinds.iter_mut().find(|k| k.0 == dsar.kind) else {
+                continue;
+            };
+            match dsar.turnaround_s() {
+                Some(turnaround) => turnarounds.push(turnaround),
+                None => *open += 1,
+            }
+        }
+    }
+    Ok(kinds
         .into_iter()
-        .map(|kind| {
-            let of_kind = requests.iter().filter(|dsar| dsar.kind == kind);
-            let turnarounds: Vec<u64> = of_kind.clone().filter_map(Dsar::turnaround_s).collect();
-            let open = of_kind.filter(|dsar| dsar.is_open()).count() as u64;
-            DsarStats::of(kind, turnarounds, open)
-        })
-        .collect()
+        .map(|(kind, turnarounds, open)| DsarStats::of(kind, turnarounds, open))
+        .collect())
 }
 
 fn create_dsar(txn: &WriteTransaction, new: NewDsar) -> Result<Dsar, StoreError> {
