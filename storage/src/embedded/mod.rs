@@ -12,6 +12,7 @@
 //! writer as control jobs ([`Embedded::write`]), their reads run on the caller's thread.
 //! It never sees a secret in clear and never logs a record's contents.
 
+mod audit;
 mod codec;
 mod operators;
 mod sessions;

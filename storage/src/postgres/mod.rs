@@ -8,6 +8,7 @@
 //! `pool::pg`. This module never sees HTTP types or a secret in clear; the only personal
 //! information it holds is an operator's username, which it never logs.
 
+mod audit;
 mod codec;
 mod conn;
 pub mod flush;

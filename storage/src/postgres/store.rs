@@ -351,7 +351,7 @@ impl PgCore {
         self.reconnects_total.load(Ordering::Relaxed)
     }
 
-    async fn read_client(&self) -> Result<deadpool_postgres::Client, StoreError> {
+    pub(super) async fn read_client(&self) -> Result<deadpool_postgres::Client, StoreError> {
         self.reads.get().await.map_err(|error| match error {
             PoolError::Timeout(_) => StoreError::Overloaded,
             PoolError::Backend(error) => db(error),

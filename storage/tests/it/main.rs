@@ -1,6 +1,8 @@
 //! The storage crate's integration tests, one binary with a module per area.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly on purpose
 
+mod audit_conformance;
+mod audit_scenarios;
 mod embedded_conformance;
 mod embedded_store;
 mod ledger_history;
