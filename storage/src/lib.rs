@@ -11,11 +11,13 @@
 //! (or in the store itself where there is no AWS), so that a sign-out or revocation takes
 //! effect at once in every gateway process. [`ratelimit`] decides per-tenant rate limits
 //! (GCRA), in this process or across processes through Redis, falling back to local
-//! limits when Redis fails.
+//! limits when Redis fails. [`vault`] keeps the POPIA vault: data subjects' wrapped keys,
+//! sealed field values and blind indexes, and their consent history.
 //!
 //! This crate never sees HTTP types or wire formats, and never sees a secret in clear:
-//! signing and TOTP secrets arrive sealed by the gateway. The only personal information
-//! it holds is an operator's username, which it never logs or formats.
+//! signing and TOTP secrets arrive sealed by the gateway, and so do the vault's data keys
+//! and field values. The only personal information it holds in clear is an operator's
+//! username, which it never logs or formats.
 
 pub mod embedded;
 mod error;
@@ -27,6 +29,7 @@ pub mod secrets;
 pub mod sessions;
 mod store;
 pub mod tenants;
+pub mod vault;
 
 pub use error::StoreError;
 pub use store::{CoreStore, Store, Submitted};

@@ -31,6 +31,7 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("migrations/0002_timestamp_sequence.sql"),
     },
     Migration { version: 3, name: "security", sql: include_str!("migrations/0003_security.sql") },
+    Migration { version: 4, name: "vault", sql: include_str!("migrations/0004_vault.sql") },
 ];
 
 /// The advisory lock key that serialises migrations ("protea" in ASCII).
