@@ -3,9 +3,10 @@
 //!
 //! An append locks the live subject's row (`FOR NO KEY UPDATE`), counts the subject's
 //! records and reads the purpose's newest version and state (`check_room`), and inserts
-//! the next one, in one transaction: appends to one subject from any number of gateway processes take turns,
-//! so two never get the same version (the primary key would refuse it anyway). The table's
-//! triggers refuse UPDATE, DELETE and TRUNCATE, and nothing here tries. Never logs.
+//! the next one, in one transaction: appends to one subject from any number of gateway
+//! processes take turns, so two never get the same version (the primary key would refuse
+//! it anyway). The table's triggers refuse UPDATE, DELETE and TRUNCATE, and nothing here
+//! tries. Never logs.
 
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;

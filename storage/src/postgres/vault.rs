@@ -90,15 +90,8 @@ pub async fn update_subject_fields(
 ) -> Result<bool, StoreError> {
     update.check()?;
     check_time(now_s)?;
-    let (lock, delete_indexes, delete_fields, upsert, count, insert_indexes, touch) = tokio::try_join!(
-        conn.statement(sql::LOCK_LIVE_SUBJECT),
-        conn.statement(sql::DELETE_FIELD_INDEXES),
-        conn.statement(sql::DELETE_FIELDS),
-        conn.statement(sql::UPSERT_FIELDS),
-        conn.statement(sql::COUNT_FIELDS),
-        conn.statement(sql::INSERT_INDEXES),
-        conn.statement(sql::TOUCH_SUBJECT),
-    )?;
+    let (lock, delete_indexes, delete_fields, upsert, count, insert_indexes, touch) =
+        prepare_update(conn).await?;
     let (tenant, id) = params_of(tenant, id)?;
     let txn = conn.transaction().await?;
     if txn.query_opt(&lock, &[&tenant, &id]).await.map_err(db)?.is_none() {
@@ -119,6 +112,22 @@ pub async fn update_subject_fields(
     txn.execute(&touch, &[&tenant, &id, &now]).await.map_err(db)?;
     txn.commit().await.map_err(db)?;
     Ok(true)
+}
+
+/// The statements of an update, in the order it runs them.
+type UpdateStatements =
+    (Statement, Statement, Statement, Statement, Statement, Statement, Statement);
+
+async fn prepare_update(conn: &impl Db) -> Result<UpdateStatements, StoreError> {
+    tokio::try_join!(
+        conn.statement(sql::LOCK_LIVE_SUBJECT),
+        conn.statement(sql::DELETE_FIELD_INDEXES),
+        conn.statement(sql::DELETE_FIELDS),
+        conn.statement(sql::UPSERT_FIELDS),
+        conn.statement(sql::COUNT_FIELDS),
+        conn.statement(sql::INSERT_INDEXES),
+        conn.statement(sql::TOUCH_SUBJECT),
+    )
 }
 
 /// Crypto-shreds the live subject at `now_s`; `false` when there is none.

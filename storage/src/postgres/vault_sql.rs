@@ -28,7 +28,8 @@ DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at";
 /// Blind-index rows (each must name a stored field: `subject_indexes_field_fkey`).
 pub const INSERT_INDEXES: &str = "
 INSERT INTO subject_indexes (tenant_id, subject_id, field, hmac)
-SELECT $1::bigint, $2::uuid, i.field, i.hmac FROM unnest($3::text[], $4::bytea[]) AS i(field, hmac)";
+SELECT $1::bigint, $2::uuid, i.field, i.hmac
+FROM unnest($3::text[], $4::bytea[]) AS i(field, hmac)";
 
 /// Locks a live subject's row until COMMIT (no row when it is missing or erased).
 pub const LOCK_LIVE_SUBJECT: &str = "
