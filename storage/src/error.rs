@@ -2,8 +2,8 @@
 //! may carry paths and internal detail, so they go to logs, never to clients.
 //!
 //! A message never carries a secret, a session id, an operator's username or any other
-//! personal information: the variants about operators and sessions carry no payload, and
-//! [`StoreError::Invalid`] names only the rule that was broken.
+//! personal information: the variants about operators, sessions and data subjects carry
+//! no payload, and [`StoreError::Invalid`] names only the rule that was broken.
 
 use std::path::PathBuf;
 
@@ -63,6 +63,10 @@ pub enum StoreError {
     /// repeated: it is as good as a token).
     #[error("a session with this id exists already")]
     SessionExists,
+    /// A data subject with this id exists already in the tenant, live or erased (the id is
+    /// not repeated).
+    #[error("a data subject with this id exists already")]
+    SubjectExists,
     /// A value given to the store breaks a rule of its record; the payload names the rule,
     /// never the value.
     #[error("invalid input: {0}")]
@@ -92,6 +96,7 @@ impl StoreError {
             Self::TooManyKeys => "too_many_keys",
             Self::OperatorExists => "operator_exists",
             Self::SessionExists => "session_exists",
+            Self::SubjectExists => "subject_exists",
             Self::Invalid(_) => "invalid",
         }
     }

@@ -11,14 +11,15 @@
 //! (or in the store itself where there is no AWS), so that a sign-out or revocation takes
 //! effect at once in every gateway process. [`ratelimit`] decides per-tenant rate limits
 //! (GCRA), in this process or across processes through Redis, falling back to local
-//! limits when Redis fails. [`audit`] keeps the POPIA audit trail (append-only,
-//! hash-chained, verifiable) and the compliance registers (data-subject requests,
-//! retention runs, key rotations, breaches).
+//! limits when Redis fails. [`vault`] keeps the POPIA vault: data subjects' wrapped keys,
+//! sealed field values and blind indexes, and their consent history. [`audit`] keeps the
+//! POPIA audit trail (append-only, hash-chained, verifiable) and the compliance registers
+//! (data-subject requests, retention runs, key rotations, breaches).
 //!
 //! This crate never sees HTTP types or wire formats, and never sees a secret in clear:
-//! signing and TOTP secrets arrive sealed by the gateway. The personal information it
-//! holds in clear is an operator's username and an audit record's client address; it
-//! never logs or formats either.
+//! signing and TOTP secrets arrive sealed by the gateway, and so do the vault's data keys
+//! and field values. The personal information it holds in clear is an operator's username
+//! and an audit record's client address; it never logs or formats either.
 
 pub mod audit;
 pub mod embedded;
@@ -31,6 +32,7 @@ pub mod secrets;
 pub mod sessions;
 mod store;
 pub mod tenants;
+pub mod vault;
 
 pub use error::StoreError;
 pub use store::{CoreStore, Store, Submitted};

@@ -1,11 +1,12 @@
 //! Little-endian encodings of the embedded store's records: fixed layouts for accounts
-//! and transfers (the hot path), length-prefixed layouts for API keys, operators and
-//! sessions.
+//! and transfers (the hot path), length-prefixed layouts for API keys, operators,
+//! sessions, and the vault's subjects, field values and consents.
 //!
 //! Each record starts with a layout byte so the format can evolve. Decoding checks the
 //! length, the layout byte, flag bits, amount bounds, field sizes and text rules, and
 //! reports corruption as an error: it never panics on stored bytes. The security records
-//! hold sealed secrets and password hashes as opaque bytes; nothing here formats them.
+//! hold sealed secrets and password hashes as opaque bytes, and the vault's records
+//! wrapped keys and sealed values; nothing here formats them.
 
 use crate::error::StoreError;
 use crate::ledger::{AMOUNT_MAX, Account, AccountFlags, TenantId, Transfer, TransferFlags};
@@ -15,6 +16,10 @@ use crate::operators::{
 };
 use crate::sessions::{FIELD_BYTES_MAX, Session};
 use crate::tenants::{ApiKeyInfo, ApiKeyRecord, SEALED_SECRET_BYTES_MAX};
+use crate::vault::consent::{CHANNEL_LEN_MAX, Consent, EVIDENCE_BYTES_MAX, valid_evidence};
+use crate::vault::{
+    FieldValue, SEALED_FIELD_BYTES_MAX, Subject, WRAPPED_KEY_BYTES_MAX, valid_token,
+};
 
 const LAYOUT_V1: u8 = 1;
 /// Bytes of an encoded account.
@@ -240,6 +245,119 @@ pub fn decode_session(id: &str, bytes: &[u8]) -> Result<Session, StoreError> {
     r.finish()?;
     let id = id.to_owned();
     Ok(Session { id, operator_id, role, created_at_s, last_seen_s, expires_at_s, revoked })
+}
+
+/// A subject's record, without its fields (they have rows of their own).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubjectRecord {
+    /// When the subject was created.
+    pub created_at_s: u64,
+    /// When its fields last changed, or it was erased.
+    pub updated_at_s: u64,
+    /// When it was erased, if it was.
+    pub erased_at_s: Option<u64>,
+    /// The KEK version of the wrapped key; 0 once erased.
+    pub kek_version: u32,
+    /// The wrapped data key; empty once erased.
+    pub wrapped_key: Vec<u8>,
+}
+
+impl SubjectRecord {
+    /// The subject `(tenant, id)` with `fields`.
+    pub fn into_subject(self, tenant: TenantId, id: u128, fields: Vec<FieldValue>) -> Subject {
+        let SubjectRecord { created_at_s, updated_at_s, erased_at_s, kek_version, wrapped_key } =
+            self;
+        Subject {
+            tenant,
+            id,
+            wrapped_key,
+            kek_version,
+            fields,
+            created_at_s,
+            updated_at_s,
+            erased_at_s,
+        }
+    }
+}
+
+/// Encodes a subject record: layout byte, created at and updated at (8 each), erased flag
+/// (1) and time (8), KEK version (4), wrapped key (2-byte length, bytes).
+pub fn encode_subject(subject: &SubjectRecord) -> Vec<u8> {
+    let mut w = VarWriter::new();
+    w.u64(subject.created_at_s).u64(subject.updated_at_s);
+    w.u8(u8::from(subject.erased_at_s.is_some())).u64(subject.erased_at_s.unwrap_or(0));
+    w.u32(subject.kek_version).bytes(&subject.wrapped_key);
+    w.finish()
+}
+
+/// Decodes a subject record: a live one has a wrapped key, an erased one none (and KEK
+/// version 0).
+pub fn decode_subject(bytes: &[u8]) -> Result<SubjectRecord, StoreError> {
+    let record = "subject";
+    let mut r = VarReader::new(bytes, record)?;
+    let (created_at_s, updated_at_s) = (r.u64()?, r.u64()?);
+    let erased_at_s = r.optional_u64()?;
+    let kek_version = r.u32()?;
+    let wrapped_key = r.bytes(WRAPPED_KEY_BYTES_MAX)?.to_vec();
+    r.finish()?;
+    let consistent = match erased_at_s {
+        Some(_) => wrapped_key.is_empty() && kek_version == 0,
+        None => !wrapped_key.is_empty(),
+    };
+    if !consistent {
+        return Err(corrupt(record, "key for its state"));
+    }
+    Ok(SubjectRecord { created_at_s, updated_at_s, erased_at_s, kek_version, wrapped_key })
+}
+
+/// Encodes a field value (its name is the table's key): layout byte, updated at (8),
+/// sealed value (2-byte length, bytes).
+pub fn encode_field(value: &FieldValue) -> Vec<u8> {
+    let mut w = VarWriter::new();
+    w.u64(value.updated_at_s).bytes(&value.sealed);
+    w.finish()
+}
+
+/// Decodes the value of field `name`.
+pub fn decode_field(name: &str, bytes: &[u8]) -> Result<FieldValue, StoreError> {
+    let record = "field value";
+    let mut r = VarReader::new(bytes, record)?;
+    let updated_at_s = r.u64()?;
+    let sealed = r.bytes(SEALED_FIELD_BYTES_MAX)?.to_vec();
+    r.finish()?;
+    if sealed.is_empty() {
+        return Err(corrupt(record, "sealed value"));
+    }
+    Ok(FieldValue { name: name.to_owned(), sealed, updated_at_s })
+}
+
+/// Encodes a consent record (tenant, subject, purpose and version are the table's key):
+/// layout byte, granted (1), at (8), then channel and evidence (each a 2-byte length and
+/// the bytes).
+pub fn encode_consent(consent: &Consent) -> Vec<u8> {
+    let mut w = VarWriter::new();
+    w.u8(u8::from(consent.granted)).u64(consent.at_s);
+    w.bytes(consent.channel.as_bytes()).bytes(consent.evidence.as_bytes());
+    w.finish()
+}
+
+/// Decodes version `version` of `(tenant, subject, purpose)`'s consent.
+pub fn decode_consent(
+    (tenant, subject, purpose, version): (TenantId, u128, &str, u32),
+    bytes: &[u8],
+) -> Result<Consent, StoreError> {
+    let record = "consent";
+    let mut r = VarReader::new(bytes, record)?;
+    let granted = r.flag()?;
+    let at_s = r.u64()?;
+    let channel = r.text(CHANNEL_LEN_MAX)?.to_owned();
+    let evidence = r.text(EVIDENCE_BYTES_MAX)?.to_owned();
+    r.finish()?;
+    if !valid_token(&channel, CHANNEL_LEN_MAX) || !valid_evidence(&evidence) {
+        return Err(corrupt(record, "text"));
+    }
+    let purpose = purpose.to_owned();
+    Ok(Consent { tenant, subject, purpose, version, granted, channel, evidence, at_s })
 }
 
 fn corrupt(record: &str, what: &str) -> StoreError {
@@ -588,6 +706,76 @@ mod tests {
         for cut in 0..session.len() {
             assert!(decode_session("0123456789abcdef", &session[..cut]).is_err());
         }
+    }
+
+    fn subject_record() -> SubjectRecord {
+        SubjectRecord {
+            created_at_s: 1_900_000_000,
+            updated_at_s: 1_900_000_005,
+            erased_at_s: None,
+            kek_version: 3,
+            wrapped_key: vec![0x5a; WRAPPED_KEY_BYTES_MAX],
+        }
+    }
+
+    fn consent() -> Consent {
+        Consent {
+            tenant: 4,
+            subject: 1 << 90,
+            purpose: "marketing".into(),
+            version: 2,
+            granted: true,
+            channel: "call_centre".into(),
+            evidence: "rec/2031-04-01/17".into(),
+            at_s: 1_900_000_100,
+        }
+    }
+
+    #[test]
+    fn vault_records_round_trip() {
+        let live = subject_record();
+        assert_eq!(decode_subject(&encode_subject(&live)).unwrap(), live);
+        let erased = SubjectRecord {
+            erased_at_s: Some(1_900_000_009),
+            kek_version: 0,
+            wrapped_key: vec![],
+            ..subject_record()
+        };
+        assert_eq!(decode_subject(&encode_subject(&erased)).unwrap(), erased);
+        let value = FieldValue {
+            name: "email".into(),
+            sealed: vec![1; SEALED_FIELD_BYTES_MAX],
+            updated_at_s: 9,
+        };
+        assert_eq!(decode_field("email", &encode_field(&value)).unwrap(), value);
+        let c = consent();
+        let key = (c.tenant, c.subject, c.purpose.as_str(), c.version);
+        assert_eq!(decode_consent(key, &encode_consent(&c)).unwrap(), c);
+    }
+
+    #[test]
+    fn corrupt_vault_records_are_reported_not_panicked() {
+        let subject = encode_subject(&subject_record());
+        for cut in 0..subject.len() {
+            assert!(decode_subject(&subject[..cut]).is_err(), "cut at {cut}");
+        }
+        let keyless = SubjectRecord { wrapped_key: vec![], ..subject_record() };
+        assert!(decode_subject(&encode_subject(&keyless)).is_err(), "live without a key");
+        let keyed = SubjectRecord { erased_at_s: Some(1), ..subject_record() };
+        assert!(decode_subject(&encode_subject(&keyed)).is_err(), "erased with a key");
+        let empty = FieldValue { name: "x".into(), sealed: vec![], updated_at_s: 1 };
+        assert!(decode_field("x", &encode_field(&empty)).is_err());
+        let c = consent();
+        let key = (c.tenant, c.subject, c.purpose.as_str(), c.version);
+        let bytes = encode_consent(&c);
+        for cut in 0..bytes.len() {
+            assert!(decode_consent(key, &bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut bad_flag = bytes.clone();
+        bad_flag[1] = 2;
+        assert!(decode_consent(key, &bad_flag).is_err());
+        let shouting = Consent { channel: "WEB".into(), ..consent() };
+        assert!(decode_consent(key, &encode_consent(&shouting)).is_err());
     }
 
     #[test]

@@ -4,20 +4,24 @@
 //! thread ([`writer`]) commits every batch from every core, fsynced before any result is
 //! returned; reads run on the caller's thread in redb read transactions (MVCC, so they
 //! never wait for the writer). Opening checks the format version and that money is
-//! conserved in every ledger of every tenant, and refuses to start otherwise (a format-1
-//! store is upgraded in place first). One process at a time: redb locks the file.
+//! conserved in every ledger of every tenant, and refuses to start otherwise (a store of
+//! format 1 or 2 is upgraded in place first). One process at a time: redb locks the file.
 //!
 //! Besides the ledger it keeps tenants and their API keys ([`tenants`]), operators
-//! ([`operators`]) and operator sessions ([`sessions`]); their writes go through the same
-//! writer as control jobs ([`Embedded::write`]), their reads run on the caller's thread.
-//! It never sees a secret in clear and never logs a record's contents.
+//! ([`operators`]), operator sessions ([`sessions`]), and the vault's subjects
+//! ([`vault`]) and consents ([`consent`]); their writes go through the same writer as
+//! control jobs ([`Embedded::write`]), their reads run on the caller's thread. After
+//! subjects were erased, opening compacts the file first. It never sees a secret in clear
+//! and never logs a record's contents.
 
 mod audit;
 mod codec;
+mod consent;
 mod operators;
 mod sessions;
 mod tables;
 mod tenants;
+mod vault;
 mod writer;
 
 use std::collections::HashMap;
@@ -36,10 +40,10 @@ use crate::error::StoreError;
 use crate::ledger::{Account, Event, Key, Outcome, TenantId, Transfer};
 use codec::{decode_account, decode_transfer};
 use tables::{
-    ACCOUNT_TRANSFERS, ACCOUNTS, API_KEYS, FAILURES, FORMAT_VERSION, FORMAT_VERSION_1, META,
-    META_FORMAT, META_TIMESTAMP_LAST, OPERATOR_NAMES, OPERATOR_SESSIONS, OPERATORS,
-    PENDING_EXPIRIES, PENDING_STATUSES, SESSION_EXPIRIES, SESSIONS, TENANT_KEYS, TENANT_NAMES,
-    TENANTS, TRANSFERS,
+    ACCOUNT_TRANSFERS, ACCOUNTS, API_KEYS, FAILURES, FORMAT_VERSION, FORMAT_VERSION_1,
+    FORMAT_VERSION_2, META, META_FORMAT, META_TIMESTAMP_LAST, OPERATOR_NAMES, OPERATOR_SESSIONS,
+    OPERATORS, PENDING_EXPIRIES, PENDING_STATUSES, SESSION_EXPIRIES, SESSIONS, TENANT_KEYS,
+    TENANT_NAMES, TENANTS, TRANSFERS,
 };
 use writer::{Job, WriterSettings};
 
@@ -87,8 +91,10 @@ impl Embedded {
     pub fn open(config: &EmbeddedConfig) -> Result<Self, StoreError> {
         std::fs::create_dir_all(&config.data_dir)?;
         let path = config.data_dir.join(DATABASE_FILE);
-        let db = std::sync::Arc::new(open_database(&path)?);
+        let mut db = open_database(&path)?;
         let timestamp_last = initialise(&db)?;
+        vault::compact_after_erasures(&mut db)?;
+        let db = std::sync::Arc::new(db);
         check_conservation(&db)?;
         let (jobs, receiver) = sync_channel(config.writer_queue_max);
         let settings = WriterSettings {
@@ -252,6 +258,7 @@ fn initialise(db: &Database) -> Result<u64, StoreError> {
         txn.open_table(SESSIONS)?;
         txn.open_table(SESSION_EXPIRIES)?;
         txn.open_table(OPERATOR_SESSIONS)?;
+        vault::create_tables(&txn)?;
         let format = txn.open_table(META)?.get(META_FORMAT)?.map(|v| v.value());
         check_format(&txn, format)?;
         txn.open_table(META)?.get(META_TIMESTAMP_LAST)?.map_or(0, |v| v.value())
@@ -260,8 +267,9 @@ fn initialise(db: &Database) -> Result<u64, StoreError> {
     Ok(timestamp_last)
 }
 
-/// Stamps a new store with [`FORMAT_VERSION`], upgrades a format-1 store in place (in the
-/// opening transaction, so an upgrade is whole or not at all), and refuses any other.
+/// Stamps a new store with [`FORMAT_VERSION`], upgrades a format-1 or format-2 store in
+/// place (in the opening transaction, so an upgrade is whole or not at all), and refuses
+/// any other.
 fn check_format(txn: &WriteTransaction, format: Option<u64>) -> Result<(), StoreError> {
     match format {
         Some(FORMAT_VERSION) => return Ok(()),
@@ -269,14 +277,24 @@ fn check_format(txn: &WriteTransaction, format: Option<u64>) -> Result<(), Store
         Some(FORMAT_VERSION_1) => {
             let upgraded = tenants::upgrade_from_format_1(txn)?;
             tracing::info!(api_keys = upgraded, "embedded store upgraded from format 1 to 2");
+            upgrade_from_format_2(txn)?;
         }
+        Some(FORMAT_VERSION_2) => upgrade_from_format_2(txn)?,
         Some(other) => {
             return Err(StoreError::Corrupt(format!(
-                "database format {other}, this build reads {FORMAT_VERSION_1} and {FORMAT_VERSION}"
+                "database format {other}, this build reads {FORMAT_VERSION_1} to {FORMAT_VERSION}"
             )));
         }
     }
     txn.open_table(META)?.insert(META_FORMAT, FORMAT_VERSION)?;
+    Ok(())
+}
+
+/// Format 2 -> 3: indexes the stored accounts that have an owner (the vault's tables
+/// start empty).
+fn upgrade_from_format_2(txn: &WriteTransaction) -> Result<(), StoreError> {
+    let owned = vault::backfill_account_owners(txn)?;
+    tracing::info!(owned_accounts = owned, "embedded store upgraded from format 2 to 3");
     Ok(())
 }
 

@@ -21,8 +21,8 @@ use tokio::sync::oneshot;
 
 use super::codec::{decode_account, decode_transfer, encode_account, encode_transfer};
 use super::tables::{
-    ACCOUNT_TRANSFERS, ACCOUNTS, FAILURES, META, META_TIMESTAMP_LAST, PENDING_EXPIRIES,
-    PENDING_STATUSES, TRANSFERS,
+    ACCOUNT_OWNERS, ACCOUNT_TRANSFERS, ACCOUNTS, FAILURES, META, META_TIMESTAMP_LAST,
+    PENDING_EXPIRIES, PENDING_STATUSES, TRANSFERS,
 };
 use crate::error::StoreError;
 use crate::ledger::{self, Changes, Event, Key, Outcome, PendingStatus, ResultCode, State};
@@ -154,7 +154,8 @@ fn commit(
         events.extend_from_slice(client_events);
         let mut state = tables.prefetch(&events, timestamp_last)?;
         let (mut outcomes, changes) = ledger::apply(&mut state, &events, now);
-        tables.persist(&state, &changes)?;
+        let owned = tables.persist(&state, &changes)?;
+        index_owners(&txn, &owned)?;
         tables.forget_expiries(&expired)?;
         outcomes.drain(..expired.len());
         (outcomes, state.timestamp_last)
@@ -236,10 +237,17 @@ impl<'txn> LedgerTables<'txn> {
         Ok(())
     }
 
-    fn persist(&mut self, state: &State, changes: &Changes) -> Result<(), StoreError> {
+    /// Writes the changes; returns the `ACCOUNT_OWNERS` rows of the accounts it created
+    /// with an owner (accounts are immutable but for balances, so an owner is indexed once).
+    fn persist(&mut self, state: &State, changes: &Changes) -> Result<Vec<OwnerRow>, StoreError> {
+        let mut owned = Vec::new();
         for key in &changes.accounts {
             let account = state.accounts.get(key).expect("changed accounts are in the state");
-            self.accounts.insert((key.tenant, key.id), encode_account(account).as_slice())?;
+            let bytes = encode_account(account);
+            let created = self.accounts.insert((key.tenant, key.id), bytes.as_slice())?.is_none();
+            if created && account.subject_id != 0 {
+                owned.push((key.tenant, account.subject_id, key.id));
+            }
         }
         for key in &changes.transfers {
             let transfer = state.transfers.get(key).expect("new transfers are in the state");
@@ -256,7 +264,7 @@ impl<'txn> LedgerTables<'txn> {
             }
         }
         self.meta.insert(META_TIMESTAMP_LAST, state.timestamp_last)?;
-        Ok(())
+        Ok(owned)
     }
 
     fn insert_transfer(&mut self, key: Key, t: &ledger::Transfer) -> Result<(), StoreError> {
@@ -271,6 +279,22 @@ impl<'txn> LedgerTables<'txn> {
         }
         Ok(())
     }
+}
+
+/// An `ACCOUNT_OWNERS` row: `(tenant, subject id, account id)`.
+type OwnerRow = (u64, u128, u128);
+
+/// Indexes new owned accounts by owner; opens the table only when there is one, so a
+/// batch without owners pays nothing.
+fn index_owners(txn: &WriteTransaction, owned: &[OwnerRow]) -> Result<(), StoreError> {
+    if owned.is_empty() {
+        return Ok(());
+    }
+    let mut owners = txn.open_table(ACCOUNT_OWNERS)?;
+    for row in owned {
+        owners.insert(*row, ())?;
+    }
+    Ok(())
 }
 
 fn run_control(db: &Database, job: Job) {

@@ -55,7 +55,8 @@ pub fn uuid_or_null(id: u128) -> Option<Uuid> {
     (id != 0).then(|| Uuid::from_u128(id))
 }
 
-fn get<'a, T: tokio_postgres::types::FromSql<'a>>(
+/// The value at `index`, of the type asked for.
+pub fn get<'a, T: tokio_postgres::types::FromSql<'a>>(
     row: &'a Row,
     index: usize,
 ) -> Result<T, StoreError> {
@@ -67,7 +68,8 @@ pub fn u64_at(row: &Row, index: usize, what: &str) -> Result<u64, StoreError> {
     u64::try_from(get::<i64>(row, index)?).map_err(|_| corrupt(what))
 }
 
-fn id_at(row: &Row, index: usize) -> Result<u128, StoreError> {
+/// The uuid at `index` as an id (NULL is 0).
+pub fn id_at(row: &Row, index: usize) -> Result<u128, StoreError> {
     Ok(get::<Option<Uuid>>(row, index)?.map_or(0, |u| u.as_u128()))
 }
 
@@ -130,12 +132,19 @@ pub fn status_row(row: &Row) -> Result<(Key, PendingStatus), StoreError> {
     Ok((key_at(row)?, status.ok_or_else(|| corrupt("pending status"))?))
 }
 
-fn optional_u64_at(row: &Row, index: usize, what: &str) -> Result<Option<u64>, StoreError> {
+/// The nullable bigint at `index` as a u64 (`what` names it in the error).
+pub fn optional_u64_at(row: &Row, index: usize, what: &str) -> Result<Option<u64>, StoreError> {
     let value = get::<Option<i64>>(row, index)?;
     value.map(|v| u64::try_from(v).map_err(|_| corrupt(what))).transpose()
 }
 
-fn bytes_at(row: &Row, index: usize, len_max: usize, what: &str) -> Result<Vec<u8>, StoreError> {
+/// The nullable bytea at `index` (NULL is empty), at most `len_max` bytes.
+pub fn bytes_at(
+    row: &Row,
+    index: usize,
+    len_max: usize,
+    what: &str,
+) -> Result<Vec<u8>, StoreError> {
     let bytes = get::<Option<&[u8]>>(row, index)?.unwrap_or_default();
     if bytes.len() > len_max {
         return Err(corrupt(what));

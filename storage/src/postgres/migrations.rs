@@ -31,6 +31,7 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("migrations/0002_timestamp_sequence.sql"),
     },
     Migration { version: 3, name: "security", sql: include_str!("migrations/0003_security.sql") },
+    Migration { version: 4, name: "vault", sql: include_str!("migrations/0004_vault.sql") },
     Migration { version: 5, name: "audit", sql: include_str!("migrations/0005_audit.sql") },
 ];
 

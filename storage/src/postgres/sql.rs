@@ -14,7 +14,8 @@ WHERE (expires_at, tenant_id, pending_id) IN (
     FOR UPDATE SKIP LOCKED)
 RETURNING tenant_id, pending_id";
 
-const ACCOUNT_COLUMNS: &str = "a.tenant_id, a.id, a.ledger, a.code, a.flags, a.user_data, \
+/// The columns `codec::account_row` reads, of `accounts a`.
+pub const ACCOUNT_COLUMNS: &str = "a.tenant_id, a.id, a.ledger, a.code, a.flags, a.user_data, \
     a.subject_id, a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted, \
     a.timestamp";
 

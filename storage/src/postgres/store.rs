@@ -351,6 +351,7 @@ impl PgCore {
         self.reconnects_total.load(Ordering::Relaxed)
     }
 
+    /// A connection of this core's read pool (a timeout waiting for one is `Overloaded`).
     pub(super) async fn read_client(&self) -> Result<deadpool_postgres::Client, StoreError> {
         self.reads.get().await.map_err(|error| match error {
             PoolError::Timeout(_) => StoreError::Overloaded,

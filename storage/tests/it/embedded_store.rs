@@ -1,7 +1,8 @@
 //! The embedded redb store: what is acknowledged survives a reopen, reads and history
 //! pages see committed state, pending timeouts release reservations, tenants and keys
 //! persist, one process at a time, stored data that breaks conservation or decoding is
-//! refused at open, and a store of the previous format (1) is upgraded in place.
+//! refused at open, and a store of format 1 is upgraded in place (format 2's upgrade is
+//! `vault_conformance`'s).
 
 use std::time::{Duration, Instant};
 
@@ -265,7 +266,7 @@ fn a_format_1_store_is_upgraded_in_place_and_keeps_its_keys() {
     drop(store);
 
     let (format, row) = format_and_old_row(&dir);
-    assert_eq!(format, 2);
+    assert_eq!(format, 3, "upgraded through format 2 to 3");
     assert_eq!(row[0], 1, "rewritten with a layout byte");
     let store = Embedded::open(&config(&dir)).unwrap();
     let active: Vec<String> = store.api_keys().unwrap().into_iter().map(|k| k.key_id).collect();
@@ -291,12 +292,12 @@ fn a_store_of_an_unknown_format_is_refused() {
     {
         let db = redb::Database::open(dir.path().join(DATABASE_FILE)).unwrap();
         let txn = db.begin_write().unwrap();
-        txn.open_table(META).unwrap().insert("format_version", 3).unwrap();
+        txn.open_table(META).unwrap().insert("format_version", 4).unwrap();
         txn.commit().unwrap();
     }
     let opened = Embedded::open(&config(&dir));
     assert!(
-        matches!(&opened, Err(StoreError::Corrupt(m)) if m.contains('3')),
+        matches!(&opened, Err(StoreError::Corrupt(m)) if m.contains('4')),
         "{:?}",
         opened.err()
     );

@@ -19,3 +19,5 @@ mod secrets;
 mod security_conformance;
 mod security_scenarios;
 mod sessions;
+mod vault_conformance;
+mod vault_scenarios;
