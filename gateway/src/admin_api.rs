@@ -19,7 +19,7 @@ use storage::operators::{NewOperator, Operator, Role};
 use storage::tenants::{NewApiKey, NewTenant, Tenant};
 
 use crate::app::Core;
-use crate::audit::{self, Actor, AuditOutcome, AuditRecord};
+use crate::audit::{Actor, AuditOutcome, Event};
 use crate::auth::secret_aad;
 use crate::errors::{ApiError, Body, json_response};
 use crate::operator_auth::{SignedInOperator, totp_aad};
@@ -43,16 +43,21 @@ impl OperatorContext<'_> {
         Actor::Operator { id: self.operator.id, role: self.operator.role.as_str() }
     }
 
-    /// Records `action` on `target` with `outcome`.
-    pub fn audit(&self, action: &'static str, target: Option<String>, outcome: AuditOutcome) {
-        audit::record(&AuditRecord {
-            actor: self.actor(),
-            action,
-            target,
-            outcome,
-            request_id: self.request_id,
-            origin: Some(self.origin),
-        });
+    /// Records `action` on `target` (a tenant name, key id or operator id) with
+    /// `outcome`, durably.
+    pub async fn audit(
+        &self,
+        core: &Core,
+        action: &'static str,
+        target: Option<String>,
+        outcome: AuditOutcome,
+    ) -> Result<(), ApiError> {
+        let mut event = Event::new(self.actor(), action, outcome);
+        event.request_id = Some(self.request_id);
+        event.origin = Some(self.origin);
+        event.detail = target.map(String::into_bytes).unwrap_or_default();
+        core.app.audit.record(event).await?;
+        Ok(())
     }
 }
 
@@ -65,7 +70,7 @@ pub async fn handle(
 ) -> Result<Response<Body>, ApiError> {
     match matched.route {
         RouteId::ListTenants => {
-            context.audit("tenant.list", None, AuditOutcome::Success);
+            context.audit(core, "tenant.list", None, AuditOutcome::Success).await?;
             list_tenants(core).await
         }
         RouteId::CreateTenant => create_tenant(core, context, &body).await,
@@ -73,7 +78,7 @@ pub async fn handle(
         RouteId::CreateTenantKey => create_key(core, context, matched.id).await,
         RouteId::RevokeTenantKey => revoke_key(core, context, matched.id, matched.sub).await,
         RouteId::ListOperators => {
-            context.audit("operator.list", None, AuditOutcome::Success);
+            context.audit(core, "operator.list", None, AuditOutcome::Success).await?;
             list_operators(core).await
         }
         RouteId::CreateOperator => create_operator(core, context, &body).await,
@@ -179,14 +184,15 @@ async fn create_tenant(
     let (key, secret) = new_api_key(core)?;
     let key_id = key.key_id.clone();
     let created = core.store.create_tenant(NewTenant { name: body.name.clone(), key }).await;
-    let tenant = audited(context, "tenant.create", Some(body.name), created)?;
+    let tenant = audited(core, context, "tenant.create", Some(body.name), created).await?;
     reload_credentials(core).await;
     let body = TenantCreated { tenant: tenant.into(), key: KeyCreated { key_id, secret } };
     Ok(json(StatusCode::CREATED, &body))
 }
 
 /// Audits `result` of `action` and passes it on.
-fn audited<T>(
+async fn audited<T>(
+    core: &Core,
     context: &OperatorContext<'_>,
     action: &'static str,
     target: Option<String>,
@@ -196,7 +202,7 @@ fn audited<T>(
         Ok(_) => AuditOutcome::Success,
         Err(error) => AuditOutcome::Refused(error.kind()),
     };
-    context.audit(action, target, outcome);
+    context.audit(core, action, target, outcome).await?;
     Ok(result?)
 }
 
@@ -237,7 +243,7 @@ async fn list_keys(
         Ok(_) => AuditOutcome::Success,
         Err(_) => AuditOutcome::Refused("tenant_not_found"),
     };
-    context.audit("key.list", Some(name.to_owned()), outcome);
+    context.audit(core, "key.list", Some(name.to_owned()), outcome).await?;
     let tenant = tenant?;
     let infos = core.store.api_key_infos(tenant.id).await?;
     let data = infos
@@ -260,7 +266,7 @@ async fn create_key(
     let (key, secret) = new_api_key(core)?;
     let key_id = key.key_id.clone();
     let added = core.store.add_api_key(tenant.id, key).await;
-    audited(context, "key.create", Some(key_id.clone()), added)?;
+    audited(core, context, "key.create", Some(key_id.clone()), added).await?;
     reload_credentials(core).await;
     Ok(json(StatusCode::CREATED, &KeyCreated { key_id, secret }))
 }
@@ -273,7 +279,7 @@ async fn revoke_key(
 ) -> Result<Response<Body>, ApiError> {
     let tenant = tenant_named(core, name).await?;
     let revoked = core.store.revoke_api_key(tenant.id, key_id, unix_now_s()).await;
-    if audited(context, "key.revoke", Some(key_id.to_owned()), revoked)? {
+    if audited(core, context, "key.revoke", Some(key_id.to_owned()), revoked).await? {
         reload_credentials(core).await;
         Ok(no_content())
     } else {
@@ -347,8 +353,9 @@ async fn create_operator(
     })?;
     let (new, totp) = new_operator(core, body.username, role, body.password).await?;
     let created = core.store.create_operator(new).await;
-    let operator = audited(context, "operator.create", None, created)?;
-    context.audit("operator.totp_enrol", Some(operator.id.to_string()), AuditOutcome::Success);
+    let operator = audited(core, context, "operator.create", None, created).await?;
+    let target = Some(operator.id.to_string());
+    context.audit(core, "operator.totp_enrol", target, AuditOutcome::Success).await?;
     Ok(json(StatusCode::CREATED, &OperatorCreated { operator: operator.into(), totp }))
 }
 
@@ -422,7 +429,7 @@ async fn unlock_operator(
 ) -> Result<Response<Body>, ApiError> {
     let id = operator_id(id)?;
     let unlocked = core.store.unlock_operator(id).await;
-    if !audited(context, "operator.unlock", Some(id.to_string()), unlocked)? {
+    if !audited(core, context, "operator.unlock", Some(id.to_string()), unlocked).await? {
         return Err(OPERATOR_NOT_FOUND);
     }
     operator_view(core, id).await
@@ -437,7 +444,7 @@ async fn set_disabled(
     let id = operator_id(id)?;
     let action = if disabled { "operator.disable" } else { "operator.enable" };
     let changed = core.store.set_operator_disabled(id, disabled).await;
-    if !audited(context, action, Some(id.to_string()), changed)? {
+    if !audited(core, context, action, Some(id.to_string()), changed).await? {
         return Err(OPERATOR_NOT_FOUND);
     }
     if disabled {
@@ -459,6 +466,7 @@ async fn revoke_sessions(
     let id = operator_id(id)?;
     core.store.operator(id).await?.ok_or(OPERATOR_NOT_FOUND)?;
     let revoked = core.app.sessions.revoke_all_for(&core.store, id).await?;
-    context.audit("operator.revoke_sessions", Some(id.to_string()), AuditOutcome::Success);
+    let target = Some(id.to_string());
+    context.audit(core, "operator.revoke_sessions", target, AuditOutcome::Success).await?;
     Ok(json(StatusCode::OK, &Revoked { revoked }))
 }

@@ -16,6 +16,7 @@ use storage::ledger::{Event, Outcome};
 use storage::ratelimit::RateLimiter;
 use storage::{CoreStore, Store, StoreError};
 
+use crate::audit::AuditTrail;
 use crate::auth::Credentials;
 use crate::config::Config;
 use crate::keys::Keys;
@@ -42,6 +43,8 @@ pub struct App {
     pub limiter: RateLimiter,
     /// Operator sessions.
     pub sessions: SessionStore,
+    /// The audit trail's queue and writer.
+    pub audit: AuditTrail,
     /// TLS, when the listener speaks it.
     pub tls: Option<tokio_rustls::TlsAcceptor>,
     /// Bounds concurrent password hashing (argon2id is deliberately slow).
@@ -72,6 +75,7 @@ impl App {
         let counted = metrics.rate_limit_fallback_decisions.get();
         metrics.rate_limit_fallback_decisions.inc_by(fallback.saturating_sub(counted));
         metrics.replay_cache_entries.set(i64::try_from(self.replay.len()).unwrap_or(i64::MAX));
+        metrics.audit_queue_depth.set(i64::try_from(self.audit.depth()).unwrap_or(i64::MAX));
     }
 
     /// Refreshes the per-core database pool gauges.

@@ -1,17 +1,37 @@
-//! Audit records of administrative and security actions: operator sign-in and sign-out,
-//! tenant and key management, operator management.
+//! The audit trail's front (ADR 0008): every administrative action, sign-in attempt, and
+//! read or change of personal information becomes one record appended to the
+//! hash-chained, append-only trail in the store.
 //!
-//! Every such action builds one [`AuditRecord`] (who, in which role, did what, to what,
-//! with what outcome, from where, under which request id) and hands it to [`record`].
-//! Today `record` writes it as one JSON log line under the `audit` target;
-//! the POPIA audit trail will make the same function append it to the hash-chained,
-//! append-only trail, so callers do not change. A record never holds a secret, a password,
-//! a TOTP code, a token or a username: actors and targets are ids.
+//! [`AuditTrail::record`] queues a record (the queue is bounded: `--audit-queue-max`; a
+//! full queue waits at most [`ENQUEUE_WAIT`], then refuses) and waits until the writer
+//! has committed it, so no answer that reads or changes personal information leaves
+//! before its record is durable. One writer task per process, on the main runtime,
+//! appends whatever is queued in one transaction (at most
+//! [`storage::audit::AUDIT_APPEND_MAX`] records), retrying a failed append a few times;
+//! at shutdown it drains the queue before the store closes. The transfer path never
+//! records anything here. A record names people only by pseudonymous ids: its `detail`
+//! holds key ids, operator ids, tenant names or sealed bytes, never plaintext personal
+//! information, secrets or tokens.
 
 use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use storage::audit::{AUDIT_APPEND_MAX, ActorKind, NewAuditRecord, Outcome};
+use storage::ledger::TenantId;
+use storage::{CoreStore, StoreError};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::metrics::Metrics;
+
+/// How long a record may wait for room in a full queue.
+pub const ENQUEUE_WAIT: Duration = Duration::from_secs(2);
+/// Attempts of one append before its records are answered with the error.
+const APPEND_ATTEMPTS: u32 = 3;
+/// Pause before the second attempt (doubling).
+const RETRY_DELAY: Duration = Duration::from_millis(100);
 
 /// Who acted.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Actor {
     /// An operator (by id), in the role of their session.
     Operator {
@@ -20,8 +40,12 @@ pub enum Actor {
         /// Their role.
         role: &'static str,
     },
+    /// A tenant (a signed request, a certificate or a key).
+    Tenant(TenantId),
     /// Someone not yet authenticated (a sign-in attempt).
     Anonymous,
+    /// The gateway itself (retention, key rotation).
+    System,
 }
 
 /// Whether the action happened.
@@ -33,44 +57,201 @@ pub enum AuditOutcome {
     Refused(&'static str),
 }
 
-/// One audited action.
+/// One audited action, as the gateway describes it.
 #[derive(Clone, Debug)]
-pub struct AuditRecord<'a> {
+pub struct Event<'a> {
     /// Who.
     pub actor: Actor,
-    /// What, as a fixed dotted name (`tenant.create`, `key.revoke`, `operator.sign_in`).
+    /// What, as a fixed dotted name (`tenant.create`, `pi.read`).
     pub action: &'static str,
-    /// To what: a tenant name, a key id, an operator id; `None` when there is none.
-    pub target: Option<String>,
+    /// Whose data, when a tenant's.
+    pub tenant: Option<TenantId>,
+    /// Which data subject, by pseudonymous id.
+    pub subject: Option<u128>,
+    /// For which declared purpose.
+    pub purpose: Option<&'a str>,
     /// With what outcome.
     pub outcome: AuditOutcome,
     /// The request's id.
-    pub request_id: &'a str,
-    /// The client's address (the load balancer's, behind one).
+    pub request_id: Option<&'a str>,
+    /// The client's address.
     pub origin: Option<IpAddr>,
+    /// What the action was on (a key id, an operator id, a tenant name) or sealed bytes;
+    /// never plaintext personal information.
+    pub detail: Vec<u8>,
 }
 
-/// Hands `record` to the audit trail (today: the `audit` log target).
-pub fn record(record: &AuditRecord<'_>) {
-    let (actor_kind, actor_id, role) = match &record.actor {
-        Actor::Operator { id, role } => ("operator", Some(*id), Some(*role)),
-        Actor::Anonymous => ("anonymous", None, None),
-    };
-    let (outcome, reason) = match record.outcome {
-        AuditOutcome::Success => ("success", None),
-        AuditOutcome::Refused(reason) => ("refused", Some(reason)),
-    };
-    tracing::info!(
-        target: "audit",
-        actor = actor_kind,
-        actor_id,
-        role,
-        action = record.action,
-        audit_target = record.target.as_deref(),
-        outcome,
-        reason,
-        request_id = record.request_id,
-        origin = record.origin.map(|ip| ip.to_string()),
-        "audit"
-    );
+impl<'a> Event<'a> {
+    /// An event of `actor` doing `action` with `outcome`, everything else empty.
+    pub fn new(actor: Actor, action: &'static str, outcome: AuditOutcome) -> Self {
+        Self {
+            actor,
+            action,
+            tenant: None,
+            subject: None,
+            purpose: None,
+            outcome,
+            request_id: None,
+            origin: None,
+            detail: Vec::new(),
+        }
+    }
+
+    fn into_record(self, at_ns: u64) -> NewAuditRecord {
+        let (actor_kind, actor_id, role) = match self.actor {
+            Actor::Operator { id, role } => (ActorKind::Operator, Some(id), Some(role.to_owned())),
+            Actor::Tenant(id) => (ActorKind::Tenant, Some(id), None),
+            Actor::Anonymous => (ActorKind::Anonymous, None, None),
+            Actor::System => (ActorKind::System, None, None),
+        };
+        NewAuditRecord {
+            at_ns,
+            actor_kind,
+            actor_id,
+            role,
+            action: self.action.to_owned(),
+            tenant: self.tenant,
+            subject: self.subject,
+            purpose: self.purpose.map(str::to_owned),
+            outcome: match self.outcome {
+                AuditOutcome::Success => Outcome::Success,
+                AuditOutcome::Refused(code) => Outcome::Refused(code.to_owned()),
+            },
+            request_id: self.request_id.map(str::to_owned),
+            origin: self.origin.map(|ip| ip.to_string()),
+            detail: self.detail,
+        }
+    }
+}
+
+/// Why a record is not in the trail.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum AuditError {
+    /// The queue stayed full for [`ENQUEUE_WAIT`].
+    #[error("the audit queue is full")]
+    QueueFull,
+    /// The writer has stopped (the gateway is shutting down).
+    #[error("the audit writer has stopped")]
+    Stopped,
+    /// The store refused the append (after retries).
+    #[error("appending to the audit trail failed: {0}")]
+    Storage(StoreError),
+}
+
+struct Pending {
+    record: NewAuditRecord,
+    queued: Instant,
+    done: oneshot::Sender<Result<u64, AuditError>>,
+}
+
+/// The process's handle on the audit trail. Cheap to share; dropping every handle lets
+/// the writer drain and stop.
+#[derive(Clone)]
+pub struct AuditTrail {
+    queue: mpsc::Sender<Pending>,
+    stop: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl AuditTrail {
+    /// Starts the writer on the current runtime, appending through `store`, with a
+    /// queue of `queue_max` records.
+    pub fn start(
+        store: CoreStore,
+        queue_max: usize,
+        metrics: std::sync::Arc<Metrics>,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
+        let (queue, receiver) = mpsc::channel(queue_max);
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let writer = tokio::spawn(run_writer(store, receiver, stopped, metrics));
+        (Self { queue, stop: std::sync::Arc::new(stop) }, writer)
+    }
+
+    /// Tells the writer to refuse new records, append what is queued and stop (await its
+    /// join handle to know it has).
+    pub fn shutdown(&self) {
+        let _ = self.stop.send(true);
+    }
+
+    /// Appends `event` and waits until it is durable; returns its sequence number.
+    pub async fn record(&self, event: Event<'_>) -> Result<u64, AuditError> {
+        let (done, committed) = oneshot::channel();
+        let pending = Pending { record: event.into_record(now_ns()), queued: Instant::now(), done };
+        match tokio::time::timeout(ENQUEUE_WAIT, self.queue.send(pending)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return Err(AuditError::Stopped),
+            Err(_) => return Err(AuditError::QueueFull),
+        }
+        committed.await.map_err(|_| AuditError::Stopped)?
+    }
+
+    /// Records waiting for the writer.
+    pub fn depth(&self) -> usize {
+        self.queue.max_capacity() - self.queue.capacity()
+    }
+}
+
+fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// Appends batches until [`AuditTrail::shutdown`] (then drains the queue) or until every
+/// handle is gone.
+async fn run_writer(
+    store: CoreStore,
+    mut receiver: mpsc::Receiver<Pending>,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+    metrics: std::sync::Arc<Metrics>,
+) {
+    let mut batch = Vec::with_capacity(AUDIT_APPEND_MAX);
+    loop {
+        let received = tokio::select! {
+            received = receiver.recv_many(&mut batch, AUDIT_APPEND_MAX) => received,
+            _ = stopped.changed() => {
+                receiver.close();
+                receiver.recv_many(&mut batch, AUDIT_APPEND_MAX).await
+            }
+        };
+        if received == 0 {
+            return;
+        }
+        let records: Vec<NewAuditRecord> = batch.iter().map(|p| p.record.clone()).collect();
+        let appended = append_with_retries(&store, records).await;
+        for (index, pending) in batch.drain(..).enumerate() {
+            metrics.audit_commit_seconds.observe(pending.queued.elapsed().as_secs_f64());
+            let result = match &appended {
+                Ok(seqs) => seqs.get(index).copied().ok_or(AuditError::Stopped),
+                Err(error) => Err(AuditError::Storage(error.clone())),
+            };
+            let _ = pending.done.send(result);
+        }
+        match appended {
+            Ok(seqs) => metrics.audit_records.inc_by(seqs.len() as u64),
+            Err(_) => metrics.audit_append_failures.inc(),
+        };
+    }
+}
+
+async fn append_with_retries(
+    store: &CoreStore,
+    records: Vec<NewAuditRecord>,
+) -> Result<Vec<u64>, StoreError> {
+    let mut delay = RETRY_DELAY;
+    let mut attempt = 1;
+    loop {
+        match store.append_audit(records.clone()).await {
+            Ok(seqs) => return Ok(seqs),
+            Err(error) if error.is_retryable() && attempt < APPEND_ATTEMPTS => {
+                tracing::warn!(%error, attempt, "appending to the audit trail failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+                attempt += 1;
+            }
+            Err(error) => {
+                tracing::error!(%error, records = records.len(), "appending to the audit trail failed");
+                return Err(error);
+            }
+        }
+    }
 }

@@ -108,6 +108,9 @@ pub enum ApiError {
     /// The session store failed (details are logged, never sent).
     #[error("sessions failed: {0}")]
     Sessions(storage::sessions::SessionError),
+    /// The audit trail could not record the action (details are logged, never sent).
+    #[error("audit trail unavailable: {0}")]
+    Audit(#[from] crate::audit::AuditError),
 }
 
 impl From<SubmitError<StoreError>> for ApiError {
@@ -191,6 +194,7 @@ impl ApiError {
             }
             Self::Storage(e) => storage_shape(e),
             Self::Sessions(_) => simple(S::SERVICE_UNAVAILABLE, "api_error", "storage_unavailable"),
+            Self::Audit(_) => simple(S::SERVICE_UNAVAILABLE, "api_error", "audit_unavailable"),
         }
     }
 
@@ -203,6 +207,7 @@ impl ApiError {
             }
             Self::Storage(e) => storage_message(e).into(),
             Self::Sessions(_) => "sessions are unavailable; retry shortly".into(),
+            Self::Audit(_) => "the audit trail is unavailable; retry shortly".into(),
             Self::TooManyEvents { max } => format!("a request may carry at most {max} events"),
             Self::Wire(e) => e.message.clone(),
             other => other.to_string(),
@@ -217,6 +222,7 @@ impl ApiError {
                 tracing::error!(request_id, %error, kind = error.kind(), "storage error");
             }
             Self::Sessions(error) => tracing::error!(request_id, %error, "session store error"),
+            Self::Audit(error) => tracing::error!(request_id, %error, "audit trail error"),
             _ => {}
         }
         let mut body = Vec::with_capacity(160);

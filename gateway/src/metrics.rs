@@ -112,6 +112,14 @@ pub struct Metrics {
     pub sign_ins: Family<SignInLabels, Counter>,
     /// Signature nonces remembered (the replay cache's size).
     pub replay_cache_entries: Gauge,
+    /// Audit records appended to the trail.
+    pub audit_records: Counter,
+    /// Appends to the audit trail that failed after retries.
+    pub audit_append_failures: Counter,
+    /// Audit records waiting for the writer (sampled at scrape time).
+    pub audit_queue_depth: Gauge,
+    /// Time from queueing an audit record to its durable commit (the audit lag).
+    pub audit_commit_seconds: Histogram,
 }
 
 fn latency_buckets() -> Histogram {
@@ -145,6 +153,30 @@ impl Metrics {
         let tls_handshake_failures = Family::default();
         let sign_ins = Family::default();
         let replay_cache_entries = Gauge::default();
+        let audit_records = Counter::default();
+        let audit_append_failures = Counter::default();
+        let audit_queue_depth = Gauge::default();
+        let audit_commit_seconds = latency_buckets();
+        registry.register(
+            "audit_records",
+            "Audit records appended to the trail",
+            audit_records.clone(),
+        );
+        registry.register(
+            "audit_append_failures",
+            "Appends to the audit trail that failed after retries",
+            audit_append_failures.clone(),
+        );
+        registry.register(
+            "audit_queue_depth",
+            "Audit records waiting for the writer",
+            audit_queue_depth.clone(),
+        );
+        registry.register(
+            "audit_commit_seconds",
+            "Time from queueing an audit record to its durable commit",
+            audit_commit_seconds.clone(),
+        );
         registry.register(
             "auth_failures",
             "Refused credentials by scheme and reason",
@@ -249,6 +281,10 @@ impl Metrics {
             tls_handshake_failures,
             sign_ins,
             replay_cache_entries,
+            audit_records,
+            audit_append_failures,
+            audit_queue_depth,
+            audit_commit_seconds,
         }
     }
 

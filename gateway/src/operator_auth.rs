@@ -26,7 +26,7 @@ use storage::{CoreStore, StoreError};
 
 use crate::admin_api::{self, OperatorContext};
 use crate::app::Core;
-use crate::audit::{self, Actor, AuditOutcome, AuditRecord};
+use crate::audit::{Actor, AuditOutcome, Event};
 use crate::errors::{ApiError, Body, json_response};
 use crate::metrics::SignInLabels;
 use crate::request::{self, unix_now_s};
@@ -139,23 +139,20 @@ pub async fn sign_in(
         message: "expected {\"username\", \"password\", \"code\"}",
     })?;
     let audit = |outcome, target: Option<u64>| {
-        audit::record(&AuditRecord {
-            actor: Actor::Anonymous,
-            action: "operator.sign_in",
-            target: target.map(|id| id.to_string()),
-            outcome,
-            request_id,
-            origin: Some(origin),
-        });
+        let mut event = Event::new(Actor::Anonymous, "operator.sign_in", outcome);
+        event.request_id = Some(request_id);
+        event.origin = Some(origin);
+        event.detail = target.map(|id| id.to_string().into_bytes()).unwrap_or_default();
+        core.app.audit.record(event)
     };
     match check_sign_in(core, &body).await {
         Ok(operator) => {
-            audit(AuditOutcome::Success, Some(operator.id));
+            audit(AuditOutcome::Success, Some(operator.id)).await?;
             count_sign_in(core, "ok");
             issue_session(core, &operator).await
         }
         Err(SignInRefused { reason, operator }) => {
-            audit(AuditOutcome::Refused(reason), operator);
+            audit(AuditOutcome::Refused(reason), operator).await?;
             count_sign_in(core, reason);
             // Capacity and storage failures are the gateway's, not the caller's: 503.
             match reason {
@@ -371,7 +368,7 @@ pub async fn serve(
     let context = OperatorContext { operator, request_id, origin };
     if !roles.contains(&operator.role) {
         let route = Some(matched.route.template().1.to_owned());
-        context.audit("route.call", route, AuditOutcome::Refused("forbidden"));
+        context.audit(core, "route.call", route, AuditOutcome::Refused("forbidden")).await?;
         return Err(ApiError::Forbidden);
     }
     let body = request::read_body(core, &parts, body).await?;
@@ -428,7 +425,7 @@ async fn sign_out(
     session: &Session,
 ) -> Result<Response<Body>, ApiError> {
     core.app.sessions.revoke(&core.store, &session.id).await?;
-    context.audit("operator.sign_out", None, AuditOutcome::Success);
+    context.audit(core, "operator.sign_out", None, AuditOutcome::Success).await?;
     Ok(crate::admin_api::no_content())
 }
 

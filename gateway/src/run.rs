@@ -23,6 +23,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::admin;
 use crate::app::App;
+use crate::audit::AuditTrail;
 use crate::auth::Credentials;
 use crate::backend;
 use crate::config::{Config, PostgresConfig, StorageConfig};
@@ -52,6 +53,11 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listeners.first().map(|l| l.local_addr()).transpose()?.context("no listener")?;
     let store = opened.store.clone();
+    let metrics = Arc::new(Metrics::new());
+    let (audit, audit_writer) = {
+        let _guard = runtime.enter();
+        AuditTrail::start(store.core()?, config.security.audit_queue_max, metrics.clone())
+    };
     let app = Arc::new(App {
         config: config.clone(),
         store: store.clone(),
@@ -61,9 +67,10 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
         replay: ReplayCache::new(config.security.replay_cache_entries_max),
         limiter,
         sessions,
+        audit,
         tls,
         password_slots: tokio::sync::Semaphore::new(PASSWORD_SLOTS),
-        metrics: Arc::new(Metrics::new()),
+        metrics,
         connections: AtomicUsize::new(0),
         draining: AtomicBool::new(false),
         started: std::time::Instant::now(),
@@ -79,6 +86,8 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!("shutting down: draining connections and batches");
     server::begin_shutdown(&app, &shutdown_tx);
     let joined = cores.join();
+    app.audit.shutdown();
+    drain_audit(&runtime, audit_writer);
     drop(app);
     if let Store::Embedded(store) = &store {
         store.close();
@@ -86,6 +95,18 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
     joined.context("a core failed")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How long shutdown waits for the audit writer to append what is queued.
+const AUDIT_DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Waits for the audit writer to drain its queue (bounded).
+fn drain_audit(runtime: &Runtime, writer: tokio::task::JoinHandle<()>) {
+    match runtime.block_on(tokio::time::timeout(AUDIT_DRAIN_TIMEOUT, writer)) {
+        Ok(Ok(())) => {}
+        Ok(Err(_)) => tracing::error!("the audit writer stopped abnormally"),
+        Err(_) => tracing::error!("the audit writer did not drain within 10 s"),
+    }
 }
 
 /// Password hashes computed at once (each takes tens of milliseconds of CPU and 19 MiB).

@@ -75,6 +75,10 @@ pub struct SecurityArgs {
     /// Most bytes of request line and headers together; past it, 431.
     #[arg(long, env = "PROTEA_HEADER_BYTES_MAX", default_value_t = 32 * 1024)]
     pub header_bytes_max: usize,
+    /// Most audit records waiting for the trail's writer; past it, a request that must be
+    /// audited waits up to 2 s, then gets 503.
+    #[arg(long, env = "PROTEA_AUDIT_QUEUE_MAX", default_value_t = 10_000)]
+    pub audit_queue_max: usize,
     /// Seconds between re-reads of the keys document (--keys-secret): a rotated
     /// key-encryption or token key takes effect without a restart.
     #[arg(long, env = "PROTEA_KEYS_REFRESH_SECONDS", default_value_t = 60)]
@@ -142,6 +146,8 @@ pub struct SecurityConfig {
     pub headers_max: usize,
     /// Most header bytes.
     pub header_bytes_max: usize,
+    /// Bound of the audit queue.
+    pub audit_queue_max: usize,
     /// Interval of keys-document re-reads.
     pub keys_refresh: Duration,
     /// Proxies that append to X-Forwarded-For.
@@ -201,6 +207,7 @@ impl SecurityArgs {
             url_bytes_max: within("url-bytes-max", self.url_bytes_max, 256..=65_536)?,
             headers_max: within("headers-max", self.headers_max, 8..=1024)?,
             header_bytes_max: within("header-bytes-max", self.header_bytes_max, 8192..=1_048_576)?,
+            audit_queue_max: within("audit-queue-max", self.audit_queue_max, 16..=1_000_000)?,
             keys_refresh: Duration::from_secs(within(
                 "keys-refresh-seconds",
                 self.keys_refresh_seconds as usize,

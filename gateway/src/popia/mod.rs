@@ -3,3 +3,4 @@
 //! run off the transfer path: nothing here is called by a tenant's ledger routes.
 
 pub mod inventory;
+pub mod seal;
