@@ -43,6 +43,24 @@ impl OperatorContext<'_> {
         Actor::Operator { id: self.operator.id, role: self.operator.role.as_str() }
     }
 
+    /// Records `action` on a tenant's data subject (a read of their personal information,
+    /// or of its metadata), durably.
+    pub async fn audit_subject(
+        &self,
+        core: &Core,
+        action: &'static str,
+        tenant: u64,
+        subject: u128,
+    ) -> Result<(), ApiError> {
+        let mut event = Event::new(self.actor(), action, AuditOutcome::Success);
+        event.request_id = Some(self.request_id);
+        event.origin = Some(self.origin);
+        event.tenant = Some(tenant);
+        event.subject = Some(subject);
+        core.app.audit.record(event).await?;
+        Ok(())
+    }
+
     /// Records `action` on `target` (a tenant name, key id or operator id) with
     /// `outcome`, durably.
     pub async fn audit(
@@ -66,8 +84,12 @@ pub async fn handle(
     core: &Core,
     context: &OperatorContext<'_>,
     matched: Matched<'_>,
+    query: Option<&str>,
     body: Vec<u8>,
 ) -> Result<Response<Body>, ApiError> {
+    if matched.route.is_compliance() {
+        return crate::popia::officer::handle(core, context, matched, query, body).await;
+    }
     match matched.route {
         RouteId::ListTenants => {
             context.audit(core, "tenant.list", None, AuditOutcome::Success).await?;

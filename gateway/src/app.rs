@@ -45,6 +45,8 @@ pub struct App {
     pub sessions: SessionStore,
     /// The audit trail's queue and writer.
     pub audit: AuditTrail,
+    /// The data inventory (what personal information the vault accepts).
+    pub inventory: crate::popia::inventory::Inventory,
     /// TLS, when the listener speaks it.
     pub tls: Option<tokio_rustls::TlsAcceptor>,
     /// Bounds concurrent password hashing (argon2id is deliberately slow).

@@ -59,6 +59,14 @@ pub enum ApiError {
         /// The limit.
         limit: usize,
     },
+    /// The request conflicts with what is recorded (a notification recorded already).
+    #[error("{message}")]
+    Conflict {
+        /// Stable code, e.g. `already_notified`.
+        code: &'static str,
+        /// Fixed message.
+        message: &'static str,
+    },
     /// A security component is at capacity (replay cache, password hashing slots).
     #[error("the gateway is at capacity")]
     SecurityBusy,
@@ -82,6 +90,25 @@ pub enum ApiError {
     /// The client did not send the body in time.
     #[error("the request body did not arrive in time")]
     BodyTimeout,
+    /// A field of a body is invalid; `param` is its path (`fields.email`).
+    #[error("{message}")]
+    InvalidField {
+        /// The field's path.
+        param: String,
+        /// What is wrong (never the value).
+        message: String,
+    },
+    /// The resource existed and is gone for good (an erased subject).
+    #[error("{message}")]
+    Gone {
+        /// Stable code, e.g. `subject_erased`.
+        code: &'static str,
+        /// Fixed message.
+        message: &'static str,
+    },
+    /// The vault could not seal or open personal information (details are logged).
+    #[error("vault: {0}")]
+    Vault(crate::popia::seal::SealError),
     /// A path or query parameter is invalid.
     #[error("{message}")]
     InvalidParam {
@@ -165,6 +192,7 @@ impl ApiError {
                 param: None,
             },
             Self::SecurityBusy => simple(S::SERVICE_UNAVAILABLE, "api_error", "overloaded"),
+            Self::Conflict { code, .. } => simple(S::CONFLICT, "invalid_request_error", code),
             Self::NotFound { code, .. } => Shape {
                 status: S::NOT_FOUND,
                 kind: "invalid_request_error",
@@ -178,6 +206,17 @@ impl ApiError {
             Self::BodyTimeout => {
                 simple(S::REQUEST_TIMEOUT, "invalid_request_error", "body_timeout")
             }
+            Self::InvalidField { param, .. } => Shape {
+                status: S::BAD_REQUEST,
+                kind: "invalid_request_error",
+                code: "invalid_field",
+                param: Some(param.clone()),
+            },
+            Self::Gone { code, .. } => simple(S::GONE, "invalid_request_error", code),
+            Self::Vault(crate::popia::seal::SealError::NoBlindIndexKey) => {
+                simple(S::SERVICE_UNAVAILABLE, "api_error", "vault_unavailable")
+            }
+            Self::Vault(_) => simple(S::INTERNAL_SERVER_ERROR, "api_error", "internal_error"),
             Self::InvalidParam { param, .. } => Shape {
                 status: S::BAD_REQUEST,
                 kind: "invalid_request_error",
@@ -208,6 +247,10 @@ impl ApiError {
             Self::Storage(e) => storage_message(e).into(),
             Self::Sessions(_) => "sessions are unavailable; retry shortly".into(),
             Self::Audit(_) => "the audit trail is unavailable; retry shortly".into(),
+            Self::Vault(crate::popia::seal::SealError::NoBlindIndexKey) => {
+                "the vault's blind-index key is not configured".into()
+            }
+            Self::Vault(_) => "internal error; the request id identifies it in the logs".into(),
             Self::TooManyEvents { max } => format!("a request may carry at most {max} events"),
             Self::Wire(e) => e.message.clone(),
             other => other.to_string(),
@@ -223,6 +266,7 @@ impl ApiError {
             }
             Self::Sessions(error) => tracing::error!(request_id, %error, "session store error"),
             Self::Audit(error) => tracing::error!(request_id, %error, "audit trail error"),
+            Self::Vault(error) => tracing::error!(request_id, %error, "vault error"),
             _ => {}
         }
         let mut body = Vec::with_capacity(160);
@@ -271,6 +315,7 @@ fn storage_shape(error: &StoreError) -> Shape {
         StoreError::KeyExists => conflict("key_exists"),
         StoreError::TooManyKeys => conflict("too_many_keys"),
         StoreError::OperatorExists => conflict("operator_exists"),
+        StoreError::SubjectExists => conflict("subject_exists"),
         StoreError::NotFound(_) => Shape {
             status: S::NOT_FOUND,
             kind: "invalid_request_error",
@@ -300,6 +345,7 @@ fn storage_message(error: &StoreError) -> &'static str {
             "the tenant has two active keys; revoke one before creating another"
         }
         StoreError::OperatorExists => "an operator with this username exists already",
+        StoreError::SubjectExists => "a subject with this id exists already",
         StoreError::NotFound(_) => "no tenant with this name",
         StoreError::Invalid(rule) => rule,
         _ => "internal error; the request id identifies it in the logs",

@@ -375,7 +375,7 @@ pub async fn serve(
     match matched.route {
         crate::router::RouteId::SignOut => sign_out(core, &context, &session).await,
         crate::router::RouteId::RefreshToken => token_response(core, &session, StatusCode::OK),
-        _ => admin_api::handle(core, &context, matched, body).await,
+        _ => admin_api::handle(core, &context, matched, parts.uri.query(), body).await,
     }
 }
 

@@ -27,6 +27,7 @@ use crate::errors::{ApiError, Body};
 use crate::handlers::{self, Target};
 use crate::metrics::{AuthLabels, RequestLabels};
 use crate::operator_auth;
+use crate::popia::subjects;
 use crate::router::{self, Access, Matched, NoRoute};
 use crate::wire;
 
@@ -78,7 +79,10 @@ async fn route_and_handle(
     let label = matched.route.template().1;
     let result = match matched.route.access() {
         Access::Public => Ok(handlers::public(core, matched.route)),
-        Access::Tenant => tenant_request(core, conn, matched, parts, body).await,
+        Access::Tenant => {
+            let origin = client_address(core, &parts, conn);
+            tenant_request(core, conn, matched, parts, body, (request_id, origin)).await
+        }
         // Off the hot path: boxed, so the tenant path's future stays small.
         Access::SignIn => {
             let origin = client_address(core, &parts, conn);
@@ -117,6 +121,7 @@ async fn tenant_request(
     matched: Matched<'_>,
     parts: Parts,
     body: Incoming,
+    (request_id, origin): (&str, IpAddr),
 ) -> Result<Response<Body>, ApiError> {
     let app = &core.app;
     let security = &app.config.security;
@@ -141,8 +146,19 @@ async fn tenant_request(
         Err(AuthError::ReplayCacheFull) => return Err(ApiError::SecurityBusy),
     };
     rate_limit(core, tenant).await?;
-    let target = Target { tenant, id: path_id(matched.id)? };
-    handlers::tenant(core, matched.route, target, &parts, body).await
+    let id = path_id(matched.id)?;
+    if matched.route.is_vault() {
+        let call = subjects::Call {
+            route: matched.route,
+            tenant,
+            subject: id,
+            sub: matched.sub,
+            request_id,
+            origin,
+        };
+        return Box::pin(subjects::handle(core, call, &parts, body)).await;
+    }
+    handlers::tenant(core, matched.route, Target { tenant, id }, &parts, body).await
 }
 
 /// Counts and logs a refused credential (`reason` is a fixed code); the client gets one

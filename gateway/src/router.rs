@@ -50,6 +50,44 @@ pub enum RouteId {
     EnableOperator,
     /// `DELETE /v1/admin/operators/{id}/sessions`
     RevokeOperatorSessions,
+    /// `POST /v1/subjects`
+    CreateSubject,
+    /// `GET /v1/subjects` (by email, phone or national id)
+    FindSubjects,
+    /// `GET /v1/subjects/{id}`
+    GetSubject,
+    /// `DELETE /v1/subjects/{id}`
+    EraseSubject,
+    /// `POST /v1/subjects/{id}/corrections`
+    CorrectSubject,
+    /// `GET /v1/subjects/{id}/export`
+    ExportSubject,
+    /// `GET /v1/subjects/{id}/consents`
+    ListConsents,
+    /// `POST /v1/subjects/{id}/consents`
+    RecordConsent,
+    /// `GET /v1/subjects/{id}/purposes/{purpose}`
+    CheckPurpose,
+    /// `GET /v1/audit/verify`
+    VerifyAudit,
+    /// `GET /v1/audit/export`
+    ExportAudit,
+    /// `GET /v1/compliance/report`
+    ComplianceReport,
+    /// `GET /v1/compliance/inventory`
+    Inventory,
+    /// `GET /v1/compliance/requests`
+    ListRequests,
+    /// `GET /v1/compliance/subjects/{name}/{id}`
+    OfficerSubject,
+    /// `GET /v1/compliance/breaches`
+    ListBreaches,
+    /// `POST /v1/compliance/breaches`
+    RecordBreach,
+    /// `POST /v1/compliance/breaches/{id}/notifications`
+    NotifyBreach,
+    /// `GET /v1/compliance/breaches/{id}/notification`
+    BreachNotification,
     /// `GET /livez`
     Livez,
     /// `GET /readyz`
@@ -83,10 +121,18 @@ const KEY_MANAGERS: &[Role] = &[Admin, Ops];
 const OPERATOR_READERS: &[Role] = &[Admin, Auditor];
 /// Who may create tenants and manage operators.
 const ADMINS: &[Role] = &[Admin];
+/// Who may verify the audit trail.
+const AUDIT_VERIFIERS: &[Role] = &[Admin, Auditor, InformationOfficer];
+/// Who may read (export) the audit trail.
+const AUDIT_READERS: &[Role] = &[Admin, Auditor, InformationOfficer];
+/// Who may read the compliance report and the breach register.
+const OFFICER_AND_ADMIN: &[Role] = &[Admin, InformationOfficer];
+/// The Information Officer's own work (and an admin's, who may do anything).
+const OFFICERS: &[Role] = &[Admin, InformationOfficer];
 
 impl RouteId {
     /// Every route, for the spec test and for metrics.
-    pub const ALL: [Self; 22] = [
+    pub const ALL: [Self; 41] = [
         Self::CreateAccounts,
         Self::GetAccount,
         Self::ListAccountTransfers,
@@ -106,6 +152,25 @@ impl RouteId {
         Self::DisableOperator,
         Self::EnableOperator,
         Self::RevokeOperatorSessions,
+        Self::CreateSubject,
+        Self::FindSubjects,
+        Self::GetSubject,
+        Self::EraseSubject,
+        Self::CorrectSubject,
+        Self::ExportSubject,
+        Self::ListConsents,
+        Self::RecordConsent,
+        Self::CheckPurpose,
+        Self::VerifyAudit,
+        Self::ExportAudit,
+        Self::ComplianceReport,
+        Self::Inventory,
+        Self::ListRequests,
+        Self::OfficerSubject,
+        Self::ListBreaches,
+        Self::RecordBreach,
+        Self::NotifyBreach,
+        Self::BreachNotification,
         Self::Livez,
         Self::Readyz,
         Self::Metrics,
@@ -134,10 +199,63 @@ impl RouteId {
             Self::DisableOperator => ("POST", "/v1/admin/operators/{id}/disable"),
             Self::EnableOperator => ("POST", "/v1/admin/operators/{id}/enable"),
             Self::RevokeOperatorSessions => ("DELETE", "/v1/admin/operators/{id}/sessions"),
+            Self::CreateSubject => ("POST", "/v1/subjects"),
+            Self::FindSubjects => ("GET", "/v1/subjects"),
+            Self::GetSubject => ("GET", "/v1/subjects/{id}"),
+            Self::EraseSubject => ("DELETE", "/v1/subjects/{id}"),
+            Self::CorrectSubject => ("POST", "/v1/subjects/{id}/corrections"),
+            Self::ExportSubject => ("GET", "/v1/subjects/{id}/export"),
+            Self::ListConsents => ("GET", "/v1/subjects/{id}/consents"),
+            Self::RecordConsent => ("POST", "/v1/subjects/{id}/consents"),
+            Self::CheckPurpose => ("GET", "/v1/subjects/{id}/purposes/{purpose}"),
+            Self::VerifyAudit => ("GET", "/v1/audit/verify"),
+            Self::ExportAudit => ("GET", "/v1/audit/export"),
+            Self::ComplianceReport => ("GET", "/v1/compliance/report"),
+            Self::Inventory => ("GET", "/v1/compliance/inventory"),
+            Self::ListRequests => ("GET", "/v1/compliance/requests"),
+            Self::OfficerSubject => ("GET", "/v1/compliance/subjects/{name}/{id}"),
+            Self::ListBreaches => ("GET", "/v1/compliance/breaches"),
+            Self::RecordBreach => ("POST", "/v1/compliance/breaches"),
+            Self::NotifyBreach => ("POST", "/v1/compliance/breaches/{id}/notifications"),
+            Self::BreachNotification => ("GET", "/v1/compliance/breaches/{id}/notification"),
             Self::Livez => ("GET", "/livez"),
             Self::Readyz => ("GET", "/readyz"),
             Self::Metrics => ("GET", "/metrics"),
         }
+    }
+
+    /// Whether the route is one of the Information Officer's or auditors'
+    /// (`/v1/audit...`, `/v1/compliance...`).
+    pub const fn is_compliance(self) -> bool {
+        matches!(
+            self,
+            Self::VerifyAudit
+                | Self::ExportAudit
+                | Self::ComplianceReport
+                | Self::Inventory
+                | Self::ListRequests
+                | Self::OfficerSubject
+                | Self::ListBreaches
+                | Self::RecordBreach
+                | Self::NotifyBreach
+                | Self::BreachNotification
+        )
+    }
+
+    /// Whether the route is one of the vault's (`/v1/subjects...`).
+    pub const fn is_vault(self) -> bool {
+        matches!(
+            self,
+            Self::CreateSubject
+                | Self::FindSubjects
+                | Self::GetSubject
+                | Self::EraseSubject
+                | Self::CorrectSubject
+                | Self::ExportSubject
+                | Self::ListConsents
+                | Self::RecordConsent
+                | Self::CheckPurpose
+        )
     }
 
     /// Who may call the route.
@@ -149,7 +267,24 @@ impl RouteId {
             | Self::GetAccount
             | Self::ListAccountTransfers
             | Self::CreateTransfers
-            | Self::GetTransfer => Access::Tenant,
+            | Self::GetTransfer
+            | Self::CreateSubject
+            | Self::FindSubjects
+            | Self::GetSubject
+            | Self::EraseSubject
+            | Self::CorrectSubject
+            | Self::ExportSubject
+            | Self::ListConsents
+            | Self::RecordConsent
+            | Self::CheckPurpose => Access::Tenant,
+            Self::VerifyAudit => Access::Operator(AUDIT_VERIFIERS),
+            Self::ExportAudit => Access::Operator(AUDIT_READERS),
+            Self::ComplianceReport | Self::ListBreaches => Access::Operator(OFFICER_AND_ADMIN),
+            Self::Inventory | Self::OfficerSubject => Access::Operator(ANY_ROLE),
+            Self::ListRequests
+            | Self::RecordBreach
+            | Self::NotifyBreach
+            | Self::BreachNotification => Access::Operator(OFFICERS),
             Self::SignOut | Self::RefreshToken => Access::Operator(ANY_ROLE),
             Self::ListTenants | Self::ListTenantKeys => Access::Operator(TENANT_READERS),
             Self::CreateTenantKey | Self::RevokeTenantKey => Access::Operator(KEY_MANAGERS),
@@ -235,6 +370,17 @@ fn get_post(get: RouteId, post: RouteId) -> PathRoutes<'static> {
     }
 }
 
+fn get_delete(get: RouteId, delete: RouteId) -> PathRoutes<'static> {
+    PathRoutes {
+        get: Some(get),
+        post: None,
+        delete: Some(delete),
+        allow: "GET, DELETE",
+        id: "",
+        sub: "",
+    }
+}
+
 /// The most segments a route's path has.
 const SEGMENTS_MAX: usize = 6;
 
@@ -261,6 +407,27 @@ fn by_path(path: &str) -> Option<PathRoutes<'_>> {
         ["v1", "accounts", id] => with(get(R::GetAccount), id, ""),
         ["v1", "accounts", id, "transfers"] => with(get(R::ListAccountTransfers), id, ""),
         ["v1", "transfers"] => post(R::CreateTransfers),
+        ["v1", "subjects"] => get_post(R::FindSubjects, R::CreateSubject),
+        ["v1", "subjects", id] => with(get_delete(R::GetSubject, R::EraseSubject), id, ""),
+        ["v1", "subjects", id, "corrections"] => with(post(R::CorrectSubject), id, ""),
+        ["v1", "subjects", id, "export"] => with(get(R::ExportSubject), id, ""),
+        ["v1", "subjects", id, "consents"] => {
+            with(get_post(R::ListConsents, R::RecordConsent), id, "")
+        }
+        ["v1", "subjects", id, "purposes", purpose] => with(get(R::CheckPurpose), id, purpose),
+        ["v1", "audit", "verify"] => get(R::VerifyAudit),
+        ["v1", "audit", "export"] => get(R::ExportAudit),
+        ["v1", "compliance", "report"] => get(R::ComplianceReport),
+        ["v1", "compliance", "inventory"] => get(R::Inventory),
+        ["v1", "compliance", "requests"] => get(R::ListRequests),
+        ["v1", "compliance", "subjects", name, id] => with(get(R::OfficerSubject), name, id),
+        ["v1", "compliance", "breaches"] => get_post(R::ListBreaches, R::RecordBreach),
+        ["v1", "compliance", "breaches", id, "notifications"] => {
+            with(post(R::NotifyBreach), id, "")
+        }
+        ["v1", "compliance", "breaches", id, "notification"] => {
+            with(get(R::BreachNotification), id, "")
+        }
         ["v1", "transfers", id] => with(get(R::GetTransfer), id, ""),
         ["v1", "operator", "sign-in"] => post(R::SignIn),
         ["v1", "operator", "sign-out"] => post(R::SignOut),
@@ -296,6 +463,7 @@ mod tests {
             .replace("{id}", "0190b9a4-7c3e-7d1a-9c1f-3b2a1d4e5f60")
             .replace("{name}", "acme")
             .replace("{key_id}", "pk_0123456789abcdef")
+            .replace("{purpose}", "direct_marketing")
     }
 
     #[test]

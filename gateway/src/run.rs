@@ -68,6 +68,7 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
         limiter,
         sessions,
         audit,
+        inventory: crate::popia::inventory::Inventory::embedded()?,
         tls,
         password_slots: tokio::sync::Semaphore::new(PASSWORD_SLOTS),
         metrics,
@@ -77,6 +78,7 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
     });
     let admin_listener = start_upkeep(&runtime, &app, opened)?;
     watch_keys(&runtime, &app, (loaded.provider, loaded.value));
+    start_popia_jobs(&runtime, &app)?;
     runtime.spawn(probe_redis(app.clone()));
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let cores = start_cores(&app, listeners, &shutdown_rx)?;
@@ -192,6 +194,19 @@ fn watch_keys(runtime: &Runtime, app: &Arc<App>, loaded_from: (SecretsProvider, 
         }
         tracing::info!("gateway keys rotated");
     });
+}
+
+/// Starts the retention and key re-wrap jobs on `runtime`, each with a store handle of
+/// its own.
+fn start_popia_jobs(runtime: &Runtime, app: &Arc<App>) -> anyhow::Result<()> {
+    use crate::popia::jobs;
+    let _guard = runtime.enter();
+    let popia = &app.config.popia;
+    let (retention_store, rewrap_store) = (app.store.core()?, app.store.core()?);
+    let (interval, batch_max) = (popia.retention_interval, popia.retention_batch_max);
+    runtime.spawn(jobs::retention(app.clone(), retention_store, interval, batch_max));
+    runtime.spawn(jobs::rewrap(app.clone(), rewrap_store, popia.rewrap_interval));
+    Ok(())
 }
 
 /// While rate limits are degraded, tries Redis every probe interval, so the gateway turns

@@ -12,8 +12,10 @@ use storage::secrets::SecretSource;
 
 use crate::wire::EVENTS_MAX as REQUEST_EVENTS_MAX;
 
+pub mod popia;
 pub mod security;
 
+pub use popia::{PopiaArgs, PopiaConfig};
 pub use security::{ClientAuth, SecurityArgs, SecurityConfig, TlsConfig};
 
 /// Protea: a transaction gateway for payment networks.
@@ -267,6 +269,9 @@ pub struct ServeArgs {
     /// Security and hardening flags.
     #[command(flatten)]
     pub security: SecurityArgs,
+    /// POPIA flags (retention, key re-wrap).
+    #[command(flatten)]
+    pub popia: PopiaArgs,
     /// Cores to run (one runtime, listener and batcher each); default: all cores.
     #[arg(long, env = "PROTEA_THREADS")]
     pub threads: Option<usize>,
@@ -309,6 +314,8 @@ pub struct Config {
     pub keys: KeysSource,
     /// TLS, credentials, rate limits, sessions and request limits.
     pub security: SecurityConfig,
+    /// The POPIA jobs' schedule.
+    pub popia: PopiaConfig,
     /// Cores to run.
     pub threads: usize,
     /// Most events in one group commit.
@@ -379,6 +386,7 @@ impl ServeArgs {
             storage: self.storage.validate()?,
             keys: self.storage.keys_source()?,
             security: self.security.validate()?,
+            popia: self.popia.validate()?,
             threads,
             batch_size_max,
             queue_depth_max: within("queue-depth-max", self.queue_depth_max, 1..=1_000_000)?,

@@ -1,0 +1,58 @@
+//! The POPIA modules' flags of `serve` (the raw clap layer), validated into a typed
+//! [`PopiaConfig`]: how often the retention and key re-wrap jobs run and how much one
+//! retention run may purge. Nothing here opens a file or a socket.
+
+use std::time::Duration;
+
+use clap::Args;
+
+use super::{ConfigError, within};
+
+/// Raw POPIA flags, before validation.
+#[derive(Clone, Debug, Args)]
+pub struct PopiaArgs {
+    /// Seconds between runs of the retention job (purges field values past their
+    /// retention period).
+    #[arg(long, env = "PROTEA_RETENTION_INTERVAL_SECONDS", default_value_t = 3600)]
+    pub retention_interval_seconds: u64,
+    /// Most expired field values one retention run purges.
+    #[arg(long, env = "PROTEA_RETENTION_BATCH_MAX", default_value_t = 1000)]
+    pub retention_batch_max: usize,
+    /// Seconds between runs of the job that re-wraps subjects' data keys with the
+    /// current key-encryption key version.
+    #[arg(long, env = "PROTEA_REWRAP_INTERVAL_SECONDS", default_value_t = 60)]
+    pub rewrap_interval_seconds: u64,
+}
+
+/// Validated POPIA settings.
+#[derive(Clone, Debug)]
+pub struct PopiaConfig {
+    /// Interval of retention runs.
+    pub retention_interval: Duration,
+    /// Bound of one retention run.
+    pub retention_batch_max: usize,
+    /// Interval of re-wrap runs.
+    pub rewrap_interval: Duration,
+}
+
+impl PopiaArgs {
+    /// Validates the POPIA flags.
+    pub fn validate(&self) -> Result<PopiaConfig, ConfigError> {
+        let seconds = |key, value: u64| {
+            within(key, usize::try_from(value).unwrap_or(usize::MAX), 1..=86_400)
+                .map(|value| Duration::from_secs(value as u64))
+        };
+        Ok(PopiaConfig {
+            retention_interval: seconds(
+                "retention-interval-seconds",
+                self.retention_interval_seconds,
+            )?,
+            retention_batch_max: within(
+                "retention-batch-max",
+                self.retention_batch_max,
+                1..=10_000,
+            )?,
+            rewrap_interval: seconds("rewrap-interval-seconds", self.rewrap_interval_seconds)?,
+        })
+    }
+}
