@@ -301,9 +301,14 @@ impl Operation {
         sentence.split('`').skip(1).step_by(2).map(str::to_owned).collect()
     }
 
-    /// A concrete path: `id` for `{id}`, `name` for `{name}`, `key_id` for `{key_id}`.
+    /// A concrete path: `id` for `{id}`, `name` for `{name}`, `key_id` for `{key_id}`,
+    /// and a declared purpose for `{purpose}`.
     fn path(&self, id: &str, name: &str, key_id: &str) -> String {
-        self.template.replace("{id}", id).replace("{name}", name).replace("{key_id}", key_id)
+        self.template
+            .replace("{id}", id)
+            .replace("{name}", name)
+            .replace("{key_id}", key_id)
+            .replace("{purpose}", "direct_marketing")
     }
 }
 
@@ -423,6 +428,7 @@ async fn api1_another_tenants_ids_answer_exactly_like_missing_ones_on_every_tena
     pending["flags"] = json!(["pending"]);
     create(api, "/v1/transfers", a, pending).await;
     create(api, "/v1/accounts", served.auth(1), account(3, 1)).await;
+    let subject = Subject::create(api, a, "api1@example.com").await;
 
     let spec = spec();
     let tenant_ops: Vec<Operation> =
@@ -446,6 +452,19 @@ async fn api1_another_tenants_ids_answer_exactly_like_missing_ones_on_every_tena
             }
             ("POST", "/v1/transfers") => transfers_naming_theirs_fail(&served).await,
             ("POST", "/v1/accounts") => accounts_with_their_ids_are_ours(&served).await,
+            ("GET", "/v1/subjects/{id}")
+            | ("GET", "/v1/subjects/{id}/export")
+            | ("GET", "/v1/subjects/{id}/consents")
+            | ("GET", "/v1/subjects/{id}/purposes/{purpose}") => {
+                read_like_missing(&served, op, subject.id, "").await;
+            }
+            ("DELETE", "/v1/subjects/{id}")
+            | ("POST", "/v1/subjects/{id}/corrections")
+            | ("POST", "/v1/subjects/{id}/consents") => {
+                change_like_missing(&served, op, &subject).await;
+            }
+            ("GET", "/v1/subjects") => lookups_find_nothing_of_theirs(&served, &subject).await,
+            ("POST", "/v1/subjects") => subjects_they_create_are_theirs(&served, &subject).await,
             (method, template) => {
                 panic!("no API1 probe for the tenant route {method} {template}: add one here")
             }
@@ -476,6 +495,84 @@ async fn read_like_missing(served: &Served, op: &Operation, theirs: u128, query:
         "B reading A's {} must look exactly like reading an id nobody has",
         op.template
     );
+}
+
+/// A subject of tenant A, with an indexed email.
+struct Subject {
+    id: u128,
+    email: &'static str,
+}
+
+impl Subject {
+    async fn create(api: &Api, auth: &str, email: &'static str) -> Self {
+        let fields = json!({"fields": {"full_name": "Api One", "email": email}});
+        let (status, body) = api.post_json("/v1/subjects", auth, fields).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        Self { id: support::id_of(&body["id"]), email }
+    }
+}
+
+/// What B sends to change A's subject on `op`, and to change a subject nobody has.
+fn subject_change(op: &Operation) -> Value {
+    match op.template.as_str() {
+        "/v1/subjects/{id}/corrections" => json!({"set": {"city": "Durban"}}),
+        "/v1/subjects/{id}/consents" => json!({
+            "purpose": "direct_marketing", "granted": true, "channel": "web", "evidence": "f-1"
+        }),
+        _ => Value::Null,
+    }
+}
+
+/// B changing A's subject (erase, correct, consent) is answered exactly as for an id
+/// nobody has, and A's subject reads back unchanged afterwards.
+async fn change_like_missing(served: &Served, op: &Operation, subject: &Subject) {
+    let (api, a, b) = (&served.api, served.auth(0), served.auth(1));
+    let change = subject_change(op);
+    let body = if change.is_null() { Vec::new() } else { bytes(&change) };
+    let path = |id: u128| op.path(&uuid(id), "", "");
+    let theirs = send(api, op.method.clone(), &path(subject.id), Some(b), &body).await;
+    let missing = send(api, op.method.clone(), &path(MISSING), Some(b), &body).await;
+    assert_eq!(theirs.status, StatusCode::NOT_FOUND, "B on A's {}: {}", op.template, theirs.json());
+    assert_eq!(
+        (theirs.status, theirs.json()),
+        (missing.status, missing.json()),
+        "B changing A's subject on {} must look exactly like an id nobody has",
+        op.template
+    );
+    let (status, read) = api.get_json(&format!("/v1/subjects/{}", uuid(subject.id)), a).await;
+    assert_eq!(status, StatusCode::OK, "A's subject is still there: {read}");
+    assert_eq!(read["fields"]["email"], subject.email, "A's subject is unchanged: {read}");
+    assert!(read["fields"]["city"].is_null(), "B's correction changed nothing: {read}");
+    let (_, consents) =
+        api.get_json(&format!("/v1/subjects/{}/consents", uuid(subject.id)), a).await;
+    assert_eq!(consents["data"], json!([]), "B's consent changed nothing: {consents}");
+}
+
+/// B looking up A's subject's email never finds A's subject.
+async fn lookups_find_nothing_of_theirs(served: &Served, subject: &Subject) {
+    let (api, a, b) = (&served.api, served.auth(0), served.auth(1));
+    let path = |email: &str| format!("/v1/subjects?email={}", email.replace('@', "%40"));
+    let (_, mine) = api.get_json(&path(subject.email), a).await;
+    assert_eq!(mine["data"], json!([uuid(subject.id)]), "A finds its own: {mine}");
+    // B may hold a subject of its own with the same email (the create probe makes one):
+    // what matters is that A's never shows.
+    let (status, theirs) = api.get_json(&path(subject.email), b).await;
+    assert_eq!(status, StatusCode::OK, "{theirs}");
+    let found = theirs["data"].as_array().cloned().unwrap_or_default();
+    assert!(!found.contains(&json!(uuid(subject.id))), "B finds A's subject: {theirs}");
+    let (_, nobody) = api.get_json(&path("nobody-api1@example.com"), b).await;
+    assert_eq!(nobody["data"], json!([]), "{nobody}");
+}
+
+/// B creating a subject with A's subject's email makes B's own (ids are the gateway's),
+/// and B's look-up finds only it.
+async fn subjects_they_create_are_theirs(served: &Served, subject: &Subject) {
+    let (api, b) = (&served.api, served.auth(1));
+    let own = Subject::create(api, b, subject.email).await;
+    assert_ne!(own.id, subject.id);
+    let path = format!("/v1/subjects?email={}", subject.email.replace('@', "%40"));
+    let (_, found) = api.get_json(&path, b).await;
+    assert_eq!(found["data"], json!([uuid(own.id)]), "B finds only its own: {found}");
 }
 
 /// The body of a single create's answer without its `id` (which differs by request).
@@ -1557,7 +1654,9 @@ async fn api5_every_operator_route_admits_exactly_its_documented_roles() {
     let admin_paths: BTreeSet<_> = operations(&spec)
         .into_iter()
         .filter(|op| {
-            op.template.starts_with("/v1/admin") || op.template.starts_with("/v1/operator/")
+            ["/v1/admin", "/v1/operator/", "/v1/audit/", "/v1/compliance/"]
+                .iter()
+                .any(|prefix| op.template.starts_with(prefix))
         })
         .filter(|op| op.template != "/v1/operator/sign-in")
         .map(|op| op.key())
@@ -1565,7 +1664,7 @@ async fn api5_every_operator_route_admits_exactly_its_documented_roles() {
     let covered: BTreeSet<_> = operator_ops.iter().map(Operation::key).collect();
     assert_eq!(
         covered, admin_paths,
-        "every /v1/admin and /v1/operator route takes an operator token"
+        "every /v1/admin, /v1/operator, /v1/audit and /v1/compliance route takes an operator token"
     );
     for route in RouteId::ALL {
         let Access::Operator(admitted) = route.access() else { continue };
