@@ -104,7 +104,7 @@ const AUDIT_DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 
 /// Waits for the audit writer to drain its queue (bounded).
 fn drain_audit(runtime: &Runtime, writer: tokio::task::JoinHandle<()>) {
-    match runtime.block_on(tokio::time::timeout(AUDIT_DRAIN_TIMEOUT, writer)) {
+    match runtime.block_on(async { tokio::time::timeout(AUDIT_DRAIN_TIMEOUT, writer).await }) {
         Ok(Ok(())) => {}
         Ok(Err(_)) => tracing::error!("the audit writer stopped abnormally"),
         Err(_) => tracing::error!("the audit writer did not drain within 10 s"),

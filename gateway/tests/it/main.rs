@@ -15,6 +15,10 @@
 //!   certificate verification.
 //! - [`pg_secrets`]: database credentials from Secrets Manager (moto), rotated while the
 //!   gateway runs.
+//! - [`popia`]: the POPIA modules on both stores: the vault's round trip, consent and the
+//!   purpose check, a tampered audit record named by verify, KEK rotation with the data keys
+//!   re-wrapped, an erasure that leaves no plaintext in the store's bytes or the logs, the
+//!   compliance report and its roles, retention purging aged fields, the breach register.
 //! - [`shared_state`]: what several processes share through real services: operator
 //!   sessions in DynamoDB (moto) cached in Redis, or in PostgreSQL without AWS; one global
 //!   rate limit in Redis, and the local fallback (with its metrics and log) when Redis is
@@ -34,6 +38,7 @@ mod pg_cluster;
 mod pg_faults;
 mod pg_multi_process;
 mod pg_secrets;
+mod popia;
 mod security;
 mod shared_state;
 mod support;

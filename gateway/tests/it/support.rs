@@ -157,10 +157,12 @@ pub async fn get_transfers(
     got
 }
 
-/// A running gateway process, killed (SIGKILL) when dropped.
+/// A running gateway process, killed (SIGKILL) when dropped. Its stdout (the JSON log) and
+/// stderr are read all along and kept; [`Gateway::stop`] returns them.
 pub struct Gateway {
     child: Option<Child>,
     addr: SocketAddr,
+    stdout: Option<JoinHandle<String>>,
     stderr: Option<JoinHandle<String>>,
 }
 
@@ -186,9 +188,11 @@ impl Gateway {
         let stderr = read_all(child.stderr.take().expect("piped stderr"));
         let (listening, addr) = mpsc::channel();
         let stdout = child.stdout.take().expect("piped stdout");
-        std::thread::spawn(move || watch_stdout(stdout, &listening));
+        let stdout = std::thread::spawn(move || watch_stdout(stdout, &listening));
         match addr.recv_timeout(START_TIMEOUT) {
-            Ok(addr) => Self { child: Some(child), addr, stderr: Some(stderr) },
+            Ok(addr) => {
+                Self { child: Some(child), addr, stdout: Some(stdout), stderr: Some(stderr) }
+            }
             Err(error) => {
                 let why = match error {
                     mpsc::RecvTimeoutError::Timeout => "did not log \"listening\" within 20 s",
@@ -225,15 +229,23 @@ impl Gateway {
 
     /// Sends SIGTERM (through `kill -TERM`, no libc needed) and waits at most 20 s for the
     /// process to exit; returns its exit status and everything it wrote to stderr.
-    pub fn terminate(mut self) -> (ExitStatus, String) {
+    pub fn terminate(self) -> (ExitStatus, String) {
+        let finished = self.stop();
+        (finished.status, finished.stderr)
+    }
+
+    /// [`Gateway::terminate`], returning everything the process wrote to stdout (its JSON
+    /// log, from the first line) as well.
+    pub fn stop(mut self) -> Finished {
         let child = self.child.take().expect("a running gateway");
         let pid = child.id().to_string();
         let sent = Command::new("kill").args(["-TERM", &pid]).status().expect("running kill");
         assert!(sent.success(), "kill -TERM {pid} failed: {sent}");
         let status = wait_bounded(child, EXIT_TIMEOUT);
         let stderr = self.stderr.take().map(join_text).unwrap_or_default();
+        let stdout = self.stdout.take().map(join_text).unwrap_or_default();
         match status {
-            Ok(status) => (status, stderr),
+            Ok(status) => Finished { status, stdout, stderr },
             Err(error) => panic!("after SIGTERM the gateway {error}; stderr:\n{stderr}"),
         }
     }
@@ -249,22 +261,26 @@ impl Drop for Gateway {
 }
 
 /// Reads the gateway's stdout until the `listening` line, sends its address, then keeps
-/// draining so the gateway never blocks on a full pipe.
-fn watch_stdout(stdout: ChildStdout, listening: &mpsc::Sender<SocketAddr>) {
+/// reading so the gateway never blocks on a full pipe; returns everything read (lossily
+/// decoded) once stdout closes.
+fn watch_stdout(stdout: ChildStdout, listening: &mpsc::Sender<SocketAddr>) -> String {
     let mut reader = BufReader::new(stdout);
+    let mut seen = Vec::new();
     let mut line = Vec::new();
     loop {
         line.clear();
         match reader.read_until(b'\n', &mut line) {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => return String::from_utf8_lossy(&seen).into_owned(),
             Ok(_) => {}
         }
+        seen.extend_from_slice(&line);
         if let Some(addr) = listening_addr(&line) {
             let _ = listening.send(addr);
             break;
         }
     }
-    let _ = std::io::copy(&mut reader, &mut std::io::sink());
+    let _ = reader.read_to_end(&mut seen);
+    String::from_utf8_lossy(&seen).into_owned()
 }
 
 /// The address of a `{"fields":{"message":"listening","addr":...}}` log line.
