@@ -587,9 +587,9 @@ async fn notify_breach(
     Ok(json(StatusCode::OK, &BreachView::from(breach)))
 }
 
-/// The notification of a breach (s.22(4)-(5)): what happened, when, which categories,
-/// how many subjects, and the measures' contact, as JSON or CSV, for the regulator or the
-/// subjects.
+/// The notification of a breach (s.22(4)-(5)): what happened, when it was detected,
+/// which data categories, how many subjects, the tenant (by id) and when the Regulator
+/// and the subjects were notified, as JSON or CSV.
 async fn notification(
     core: &Core,
     context: &OperatorContext<'_>,
