@@ -364,6 +364,38 @@ resource "aws_wafv2_web_acl" "this" {
     }
   }
 
+  # Anonymisers (Tor, open proxies) are blocked; hosting-provider addresses only counted,
+  # since payment networks often connect from their own cloud accounts.
+  rule {
+    name     = "AWSManagedRulesAnonymousIpList"
+    priority = 11
+
+    override_action {
+      none {}
+    }
+
+    statement {
+      managed_rule_group_statement {
+        vendor_name = "AWS"
+        name        = "AWSManagedRulesAnonymousIpList"
+
+        rule_action_override {
+          name = "HostingProviderIPList"
+
+          action_to_use {
+            count {}
+          }
+        }
+      }
+    }
+
+    visibility_config {
+      cloudwatch_metrics_enabled = true
+      metric_name                = "${local.waf_metric_prefix}AnonymousIp"
+      sampled_requests_enabled   = true
+    }
+  }
+
   rule {
     name     = "rate-per-ip"
     priority = 100
