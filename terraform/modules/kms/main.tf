@@ -47,7 +47,16 @@ locals {
   service_statements = {
     data    = []
     secrets = []
-    archive = []
+    archive = [
+      {
+        Sid       = "AwsConfigDelivery"
+        Effect    = "Allow"
+        Principal = { Service = "config.amazonaws.com" }
+        Action    = ["kms:Decrypt", "kms:GenerateDataKey"]
+        Resource  = "*"
+        Condition = { StringEquals = { "aws:SourceAccount" = local.account_id } }
+      },
+    ]
     logs = [
       {
         Sid       = "CloudWatchLogs"
