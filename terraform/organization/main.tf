@@ -76,14 +76,21 @@ resource "aws_organizations_policy" "encryption_guardrail" {
     Version = "2012-10-17"
     Statement = [
       {
-        # S3 encrypts every new object (SSE-S3 at least) since January 2023; what is left
-        # to deny is a put that asks for any other server-side encryption value.
-        Sid      = "DenyS3PutWithUnapprovedEncryption"
+        # Every put by an IAM principal must ask for KMS encryption explicitly (AWS
+        # services delivering logs act as service principals, which SCPs do not bind).
+        Sid       = "DenyS3PutWithoutKmsHeader"
+        Effect    = "Deny"
+        Action    = "s3:PutObject"
+        Resource  = "*"
+        Condition = { Null = { "s3:x-amz-server-side-encryption" = "true" } }
+      },
+      {
+        Sid      = "DenyS3PutWithoutKms"
         Effect   = "Deny"
         Action   = "s3:PutObject"
         Resource = "*"
         Condition = {
-          StringNotEquals = { "s3:x-amz-server-side-encryption" = ["aws:kms", "aws:kms:dsse", "AES256"] }
+          StringNotEquals = { "s3:x-amz-server-side-encryption" = ["aws:kms", "aws:kms:dsse"] }
           Null            = { "s3:x-amz-server-side-encryption" = "false" }
         }
       },

@@ -19,7 +19,7 @@ resource "aws_security_group" "redis" {
 }
 
 resource "aws_vpc_security_group_ingress_rule" "redis" {
-  for_each = toset(var.client_security_group_ids)
+  for_each = var.client_security_group_ids
 
   security_group_id            = aws_security_group.redis.id
   description                  = "Redis from a client security group"

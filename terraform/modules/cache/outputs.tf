@@ -9,8 +9,8 @@ output "replication_group_id" {
 }
 
 output "member_clusters" {
-  description = "The node ids (CloudWatch CacheClusterId dimension)."
-  value       = aws_elasticache_replication_group.this.member_clusters
+  description = "The node ids (CloudWatch CacheClusterId dimension), known before apply: ElastiCache names the nodes REPLICATION_GROUP-001, -002, ..."
+  value       = [for index in range(var.replicas_per_shard + 1) : format("%s-%03d", var.name, index + 1)]
 }
 
 output "redis_url_secret_arn" {

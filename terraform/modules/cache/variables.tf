@@ -14,8 +14,8 @@ variable "subnet_ids" {
 }
 
 variable "client_security_group_ids" {
-  description = "Security groups admitted on the Redis port (the gateway tasks)."
-  type        = list(string)
+  description = "Security groups admitted on the Redis port (the gateway tasks), by a name known before apply (for_each keys must be)."
+  type        = map(string)
 }
 
 variable "node_type" {

@@ -19,7 +19,7 @@ resource "aws_security_group" "database" {
 }
 
 resource "aws_vpc_security_group_ingress_rule" "database" {
-  for_each = toset(var.client_security_group_ids)
+  for_each = var.client_security_group_ids
 
   security_group_id            = aws_security_group.database.id
   description                  = "PostgreSQL from a client security group"

@@ -14,8 +14,8 @@ variable "subnet_ids" {
 }
 
 variable "client_security_group_ids" {
-  description = "Security groups admitted on 5432 (gateway tasks, the rotation lambda)."
-  type        = list(string)
+  description = "Security groups admitted on 5432 (gateway tasks, the rotation lambda), by a name known before apply (for_each keys must be)."
+  type        = map(string)
 }
 
 variable "engine_version" {

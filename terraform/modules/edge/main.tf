@@ -181,6 +181,7 @@ resource "aws_security_group" "alb" {
 }
 
 resource "aws_lb" "this" {
+  #checkov:skip=CKV_AWS_150:Deletion protection is var.deletion_protection: true in staging and prod (envs/*/settings.tf); only dev sets false, so that it can be torn down.
   #checkov:skip=CKV2_AWS_28:The WAF web ACL is attached to the CloudFront distribution in front; the ALB admits only CloudFront origin-facing addresses carrying the secret origin header, so every request has passed that WAF.
   name                       = var.name
   load_balancer_type         = "application"

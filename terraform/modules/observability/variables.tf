@@ -35,7 +35,7 @@ variable "routes" {
 variable "latency_p99_slo_ms" {
   description = "The p99 request latency objective, in milliseconds; the alarm fires when p99 exceeds it."
   type        = number
-  default     = 50
+  default     = 10
 }
 
 variable "error_rate_slo_percent" {
