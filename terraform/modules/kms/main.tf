@@ -17,7 +17,7 @@ locals {
     data    = "Aurora storage and Performance Insights, DynamoDB sessions, ElastiCache"
     secrets = "Secrets Manager secrets (database credentials, gateway keys, Redis auth)"
     logs    = "CloudWatch Logs groups, SNS alarm topic, CloudTrail"
-    archive = "S3 audit archive, exports and governance buckets"
+    archive = "S3 audit archive, exports and governance buckets, ECR images, AWS Config deliveries"
   }
 
   # Statements every key carries: the account (so IAM policies can grant use) and the
