@@ -14,7 +14,6 @@ locals {
 # The sink of every bucket's server access logs. S3 log delivery writes here with SSE-S3
 # (the logging service cannot use a customer KMS key on the target bucket).
 resource "aws_s3_bucket" "access_logs" {
-  #checkov:skip=CKV_AWS_18:This is the access-log sink itself; logging it to itself would loop.
   #checkov:skip=CKV_AWS_145:S3 server access log delivery supports only SSE-S3 on the target bucket.
   #checkov:skip=CKV_AWS_144:Copies stay in af-south-1 (POPIA data residency); versioning and Object Lock protect against deletion.
   #checkov:skip=CKV2_AWS_62:Nothing consumes access-log object events; they are read in bulk (Athena) when needed.

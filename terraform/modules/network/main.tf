@@ -74,7 +74,6 @@ resource "aws_subnet" "private_data" {
 }
 
 resource "aws_eip" "nat" {
-  #checkov:skip=CKV2_AWS_19:These addresses belong to the NAT gateways below, not to EC2 instances.
   for_each = local.zone_indexes
 
   domain = "vpc"
