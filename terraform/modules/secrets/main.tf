@@ -65,7 +65,7 @@ resource "aws_security_group" "rotation" {
 resource "aws_serverlessapplicationrepository_cloudformation_stack" "rotation" {
   name             = "${var.name}-database-rotation"
   application_id   = "arn:${data.aws_partition.current.partition}:serverlessrepo:us-east-1:297356227824:applications/SecretsManagerRDSPostgreSQLRotationSingleUser"
-  semantic_version = "1.1.367"
+  semantic_version = var.rotation_application_version
   capabilities     = ["CAPABILITY_IAM", "CAPABILITY_RESOURCE_POLICY"]
 
   parameters = {

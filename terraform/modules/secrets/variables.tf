@@ -60,3 +60,9 @@ variable "recovery_window_days" {
   type        = number
   default     = 30
 }
+
+variable "rotation_application_version" {
+  description = "Version of AWS's SecretsManagerRDSPostgreSQLRotationSingleUser application in the Serverless Application Repository (check the newest with `aws serverlessrepo list-application-versions`)."
+  type        = string
+  default     = "1.1.367"
+}
