@@ -29,6 +29,6 @@ locals {
     min_tasks                           = 2
     max_tasks                           = 4
     requests_per_target_per_minute      = 60000
-    latency_p99_slo_ms                  = 25
+    latency_p99_slo_ms                  = 250
   }
 }

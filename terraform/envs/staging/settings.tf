@@ -29,6 +29,6 @@ locals {
     min_tasks                           = 3
     max_tasks                           = 9
     requests_per_target_per_minute      = 120000
-    latency_p99_slo_ms                  = 10
+    latency_p99_slo_ms                  = 250
   }
 }

@@ -33,9 +33,9 @@ variable "routes" {
 }
 
 variable "latency_p99_slo_ms" {
-  description = "The p99 request latency objective, in milliseconds; the alarm fires when p99 exceeds it."
+  description = "The p99 request latency objective, in milliseconds (dashboards/README.md's SLO); the alarm fires when p99 exceeds it."
   type        = number
-  default     = 10
+  default     = 250
 }
 
 variable "error_rate_slo_percent" {

@@ -12,9 +12,11 @@
 data "aws_region" "current" {}
 
 locals {
-  region          = data.aws_region.current.name
-  container_port  = 8080
-  stop_timeout_s  = var.drain_timeout_seconds + 5
+  region         = data.aws_region.current.name
+  container_port = 8080
+  # Shutdown is the drain, then the audit writer appends what is queued (at most 10 s,
+  # docs/ARCHITECTURE.md "Shutdown"), then the store closes: drain + 10 s + 5 s margin.
+  stop_timeout_s  = var.drain_timeout_seconds + 15
   data_dir        = "/var/lib/protea"
   otlp_endpoint   = "http://127.0.0.1:4318"
   storage_url     = "postgres://${var.database_username}@${var.database_host}:${var.database_port}/${var.database_name}?sslmode=require"
@@ -29,7 +31,7 @@ locals {
     PROTEA_LOG                            = "info"
     PROTEA_STORAGE                        = local.storage_url
     PROTEA_STORAGE_SECRET                 = "aws-secretsmanager:${var.database_secret_arn}"
-    PROTEA_STORAGE_SECRET_REFRESH_SECONDS = "300"
+    PROTEA_STORAGE_SECRET_REFRESH_SECONDS = "60"
     PROTEA_KEYS_SECRET                    = "aws-secretsmanager:${var.keys_secret_arn}"
     PROTEA_DATABASE_CA_FILE               = var.database_ca_file
     PROTEA_DATABASE_POOL_SIZE_MAX         = tostring(var.database_pool_size_max)
