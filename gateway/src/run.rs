@@ -196,8 +196,8 @@ fn watch_keys(runtime: &Runtime, app: &Arc<App>, loaded_from: (SecretsProvider, 
     });
 }
 
-/// Starts the retention and key re-wrap jobs on `runtime`, each with a store handle of
-/// its own.
+/// Starts the retention, key re-wrap and audit-chain verification jobs on `runtime`, each
+/// with a store handle of its own.
 fn start_popia_jobs(runtime: &Runtime, app: &Arc<App>) -> anyhow::Result<()> {
     use crate::popia::jobs;
     let _guard = runtime.enter();
@@ -206,6 +206,8 @@ fn start_popia_jobs(runtime: &Runtime, app: &Arc<App>) -> anyhow::Result<()> {
     let (interval, batch_max) = (popia.retention_interval, popia.retention_batch_max);
     runtime.spawn(jobs::retention(app.clone(), retention_store, interval, batch_max));
     runtime.spawn(jobs::rewrap(app.clone(), rewrap_store, popia.rewrap_interval));
+    let verify_store = app.store.core()?;
+    runtime.spawn(jobs::verify_audit_chain(app.clone(), verify_store, popia.audit_verify_interval));
     Ok(())
 }
 

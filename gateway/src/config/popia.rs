@@ -1,6 +1,6 @@
 //! The POPIA modules' flags of `serve` (the raw clap layer), validated into a typed
-//! [`PopiaConfig`]: how often the retention and key re-wrap jobs run and how much one
-//! retention run may purge. Nothing here opens a file or a socket.
+//! [`PopiaConfig`]: how often the retention, key re-wrap and audit-chain verification
+//! jobs run and how much one retention run may purge. Nothing here opens a file or a socket.
 
 use std::time::Duration;
 
@@ -22,6 +22,10 @@ pub struct PopiaArgs {
     /// current key-encryption key version.
     #[arg(long, env = "PROTEA_REWRAP_INTERVAL_SECONDS", default_value_t = 60)]
     pub rewrap_interval_seconds: u64,
+    /// Seconds between background verifications of the audit trail's hash chain (the
+    /// `protea_audit_chain_ok` metric).
+    #[arg(long, env = "PROTEA_AUDIT_VERIFY_INTERVAL_SECONDS", default_value_t = 300)]
+    pub audit_verify_interval_seconds: u64,
 }
 
 /// Validated POPIA settings.
@@ -33,6 +37,8 @@ pub struct PopiaConfig {
     pub retention_batch_max: usize,
     /// Interval of re-wrap runs.
     pub rewrap_interval: Duration,
+    /// Interval of background audit-chain verifications.
+    pub audit_verify_interval: Duration,
 }
 
 impl PopiaArgs {
@@ -53,6 +59,10 @@ impl PopiaArgs {
                 1..=10_000,
             )?,
             rewrap_interval: seconds("rewrap-interval-seconds", self.rewrap_interval_seconds)?,
+            audit_verify_interval: seconds(
+                "audit-verify-interval-seconds",
+                self.audit_verify_interval_seconds,
+            )?,
         })
     }
 }
