@@ -92,6 +92,22 @@ pub struct VerificationLabels {
     pub outcome: &'static str,
 }
 
+/// The configured bounds exported as gauges, so that alert rules compare usage to the
+/// bound this process runs with rather than to a number copied into the rules.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// `--queue-depth-max`: requests one core's batcher queue holds.
+    pub queue_depth_max: usize,
+    /// `--connections-max`: open client connections of the process.
+    pub connections_max: usize,
+    /// `--audit-queue-max`: audit records waiting for the writer.
+    pub audit_queue_max: usize,
+    /// `--database-pool-size-max`: read connections per core (PostgreSQL only).
+    pub db_pool_size_max: Option<usize>,
+    /// `--audit-verify-interval-seconds`.
+    pub audit_verify_interval_s: u64,
+}
+
 /// Every metric the gateway exports.
 pub struct Metrics {
     registry: Registry,
@@ -154,7 +170,18 @@ pub struct Metrics {
     pub audit_chain_verifications: Family<VerificationLabels, Counter>,
     /// 1 when `/readyz` would answer 200 (sampled at scrape time).
     pub ready: Gauge,
+    /// The bounds of [`Limits`], one gauge each (set once at start).
+    limit_gauges: [Gauge; 5],
 }
+
+/// Names and help of the [`Limits`] gauges, in the order of `set_limits`.
+const LIMIT_GAUGES: [(&str, &str); 5] = [
+    ("queue_depth_max", "Most requests one core's batcher queue holds (--queue-depth-max)"),
+    ("connections_max", "Most open client connections of the process (--connections-max)"),
+    ("audit_queue_max", "Most audit records waiting for the writer (--audit-queue-max)"),
+    ("db_pool_size_max", "Read connections per core, 0 without PostgreSQL"),
+    ("audit_verify_interval_seconds", "Seconds between background audit-chain verifications"),
+];
 
 fn latency_buckets() -> Histogram {
     Histogram::new(LATENCY_BUCKETS_S.into_iter())
@@ -217,6 +244,10 @@ impl Metrics {
             audit_chain_verifications.clone(),
         );
         registry.register("ready", "1 when /readyz would answer 200", ready.clone());
+        let limit_gauges: [Gauge; 5] = Default::default();
+        for (gauge, (name, help)) in limit_gauges.iter().zip(LIMIT_GAUGES) {
+            registry.register(name, help, gauge.clone());
+        }
         registry.register(
             "audit_records",
             "Audit records appended to the trail",
@@ -350,7 +381,19 @@ impl Metrics {
             audit_chain_verified_timestamp_seconds,
             audit_chain_verifications,
             ready,
+            limit_gauges,
         }
+    }
+
+    /// Exports the configured bounds (the PostgreSQL pool's only when there is one).
+    pub fn set_limits(&self, limits: &Limits) {
+        let gauge = |value: usize| i64::try_from(value).unwrap_or(i64::MAX);
+        let [queue, connections, audit, pool, verify] = &self.limit_gauges;
+        queue.set(gauge(limits.queue_depth_max));
+        connections.set(gauge(limits.connections_max));
+        audit.set(gauge(limits.audit_queue_max));
+        pool.set(limits.db_pool_size_max.map_or(0, gauge));
+        verify.set(i64::try_from(limits.audit_verify_interval_s).unwrap_or(i64::MAX));
     }
 
     /// The Prometheus text exposition of every metric.
@@ -446,6 +489,28 @@ mod tests {
     }
 
     #[test]
+    fn limits_are_exported() {
+        let metrics = Metrics::new();
+        metrics.set_limits(&Limits {
+            queue_depth_max: 1024,
+            connections_max: 10_000,
+            audit_queue_max: 5000,
+            db_pool_size_max: None,
+            audit_verify_interval_s: 300,
+        });
+        let text = metrics.encode();
+        for line in [
+            "protea_queue_depth_max 1024",
+            "protea_connections_max 10000",
+            "protea_audit_queue_max 5000",
+            "protea_db_pool_size_max 0",
+            "protea_audit_verify_interval_seconds 300",
+        ] {
+            assert!(text.contains(line), "{line} in:\n{text}");
+        }
+    }
+
+    #[test]
     fn a_chain_verification_sets_ok_and_its_time_and_a_failure_only_counts() {
         let metrics = Metrics::new();
         assert_eq!(
@@ -469,6 +534,7 @@ mod tests {
             "protea_audit_chain_verifications_total{outcome=\"broken\"} 1",
             "protea_audit_queue_lag_seconds 0.0",
             "protea_ready 0",
+            "protea_queue_depth_max 0",
         ] {
             assert!(text.contains(line), "{line} in:\n{text}");
         }

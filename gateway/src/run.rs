@@ -54,6 +54,7 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
     let addr = listeners.first().map(|l| l.local_addr()).transpose()?.context("no listener")?;
     let store = opened.store.clone();
     let metrics = Arc::new(Metrics::new());
+    metrics.set_limits(&metric_limits(&config));
     let (audit, audit_writer) = {
         let _guard = runtime.enter();
         AuditTrail::start(store.core()?, config.security.audit_queue_max, metrics.clone())
@@ -310,4 +311,18 @@ fn wait_for_signal(
         let _ = std::fs::remove_file(admin::socket_path(&app.config.data_dir));
     }
     result
+}
+
+/// The configured bounds the alert rules compare usage to.
+fn metric_limits(config: &Config) -> crate::metrics::Limits {
+    crate::metrics::Limits {
+        queue_depth_max: config.queue_depth_max,
+        connections_max: config.connections_max,
+        audit_queue_max: config.security.audit_queue_max,
+        db_pool_size_max: match &config.storage {
+            crate::config::StorageConfig::Embedded => None,
+            crate::config::StorageConfig::Postgres(postgres) => Some(postgres.pool_size_max),
+        },
+        audit_verify_interval_s: config.popia.audit_verify_interval.as_secs(),
+    }
 }
