@@ -502,7 +502,14 @@ async fn every_dashboard_and_rule_query_returns_series() {
     prometheus.wait_for("up{job=\"protea\"}", "the gateway scraped and up", |v| v == 1.0).await;
 
     let posted = drive_load(&api, &auth, 400).await as f64;
-    // A scrape after the load ended, then the rules evaluated on it.
+    // Every series the load created has at least two samples (so rate() over it has a
+    // value) once two scrapes started after the load ended.
+    let ended_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("a clock after 1970")
+        .as_secs_f64();
+    let scraped = "timestamp(up{job=\"protea\"})";
+    prometheus.wait_for(scraped, "two scrapes after the load", |at| at >= ended_s + 2.5).await;
     let transfers =
         "sum(protea_http_request_duration_seconds_count{route=\"/v1/transfers\",method=\"POST\"})";
     prometheus.wait_for(transfers, "every POSTed transfer scraped", |v| v >= posted).await;
