@@ -184,7 +184,7 @@ const LIMIT_GAUGES: [(&str, &str); 5] = [
 ];
 
 fn latency_buckets() -> Histogram {
-    Histogram::new(LATENCY_BUCKETS_S.into_iter())
+    Histogram::new(LATENCY_BUCKETS_S)
 }
 
 fn size_buckets() -> Histogram {
