@@ -66,3 +66,27 @@ impl PopiaArgs {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(audit_verify_interval_seconds: u64) -> PopiaArgs {
+        PopiaArgs {
+            retention_interval_seconds: 3600,
+            retention_batch_max: 1000,
+            rewrap_interval_seconds: 60,
+            audit_verify_interval_seconds,
+        }
+    }
+
+    #[test]
+    fn the_audit_verify_interval_is_1_s_to_a_day() {
+        let config = args(300).validate().expect("the default is valid");
+        assert_eq!(config.audit_verify_interval, Duration::from_secs(300));
+        for bad in [0, 86_401] {
+            let error = args(bad).validate().expect_err("out of range");
+            assert_eq!(error.key, "audit-verify-interval-seconds", "{bad}: {error}");
+        }
+    }
+}
