@@ -67,8 +67,13 @@ impl App {
         u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 
+    /// Whether `/readyz` answers 200: not draining, and the store answers.
+    pub fn is_ready(&self) -> bool {
+        !self.draining.load(Ordering::Relaxed) && self.store.is_ready()
+    }
+
     /// Refreshes the gauges sampled at scrape time: pools, rate-limit fallback, replay
-    /// cache.
+    /// cache, audit queue and lag, readiness.
     pub fn observe(&self) {
         self.observe_pools();
         let metrics = &self.metrics;
@@ -78,6 +83,8 @@ impl App {
         metrics.rate_limit_fallback_decisions.inc_by(fallback.saturating_sub(counted));
         metrics.replay_cache_entries.set(i64::try_from(self.replay.len()).unwrap_or(i64::MAX));
         metrics.audit_queue_depth.set(i64::try_from(self.audit.depth()).unwrap_or(i64::MAX));
+        metrics.audit_queue_lag_seconds.set(self.audit.lag().as_secs_f64());
+        metrics.ready.set(i64::from(self.is_ready()));
     }
 
     /// Refreshes the per-core database pool gauges.

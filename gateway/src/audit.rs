@@ -14,6 +14,8 @@
 //! information, secrets or tokens.
 
 use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use storage::audit::{AUDIT_APPEND_MAX, ActorKind, NewAuditRecord, Outcome};
@@ -150,6 +152,8 @@ struct Pending {
 pub struct AuditTrail {
     queue: mpsc::Sender<Pending>,
     stop: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
+    /// Unix ns at which the oldest record not yet committed was queued; 0 when none is.
+    oldest_waiting_ns: Arc<AtomicU64>,
 }
 
 impl AuditTrail {
@@ -162,8 +166,11 @@ impl AuditTrail {
     ) -> (Self, tokio::task::JoinHandle<()>) {
         let (queue, receiver) = mpsc::channel(queue_max);
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let writer = tokio::spawn(run_writer(store, receiver, stopped, metrics));
-        (Self { queue, stop: std::sync::Arc::new(stop) }, writer)
+        let oldest_waiting_ns = Arc::new(AtomicU64::new(0));
+        let writer =
+            Writer { store, stopped, metrics, oldest_waiting_ns: oldest_waiting_ns.clone() };
+        let writer = tokio::spawn(writer.run(receiver));
+        (Self { queue, stop: std::sync::Arc::new(stop), oldest_waiting_ns }, writer)
     }
 
     /// Tells the writer to refuse new records, append what is queued and stop (await its
@@ -188,6 +195,16 @@ impl AuditTrail {
     pub fn depth(&self) -> usize {
         self.queue.max_capacity() - self.queue.capacity()
     }
+
+    /// How long the oldest record not yet committed has waited (zero when none waits).
+    /// The queue is FIFO and the writer takes its oldest records first, so the oldest
+    /// waiting record is the first of the batch the writer holds.
+    pub fn lag(&self) -> Duration {
+        match self.oldest_waiting_ns.load(Ordering::Relaxed) {
+            0 => Duration::ZERO,
+            queued_ns => Duration::from_nanos(now_ns().saturating_sub(queued_ns)),
+        }
+    }
 }
 
 fn now_ns() -> u64 {
@@ -196,30 +213,48 @@ fn now_ns() -> u64 {
         .map_or(0, |elapsed| u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX))
 }
 
-/// Appends batches until [`AuditTrail::shutdown`] (then drains the queue) or until every
-/// handle is gone.
-async fn run_writer(
+/// The writer task's state.
+struct Writer {
     store: CoreStore,
-    mut receiver: mpsc::Receiver<Pending>,
-    mut stopped: tokio::sync::watch::Receiver<bool>,
-    metrics: std::sync::Arc<Metrics>,
-) {
-    let mut batch = Vec::with_capacity(AUDIT_APPEND_MAX);
-    loop {
-        let received = tokio::select! {
-            received = receiver.recv_many(&mut batch, AUDIT_APPEND_MAX) => received,
-            _ = stopped.changed() => {
-                receiver.close();
-                receiver.recv_many(&mut batch, AUDIT_APPEND_MAX).await
+    stopped: tokio::sync::watch::Receiver<bool>,
+    metrics: Arc<Metrics>,
+    oldest_waiting_ns: Arc<AtomicU64>,
+}
+
+impl Writer {
+    /// Appends batches until [`AuditTrail::shutdown`] (then drains the queue) or until
+    /// every handle is gone.
+    async fn run(mut self, mut receiver: mpsc::Receiver<Pending>) {
+        let mut batch = Vec::with_capacity(AUDIT_APPEND_MAX);
+        loop {
+            let received = tokio::select! {
+                received = receiver.recv_many(&mut batch, AUDIT_APPEND_MAX) => received,
+                _ = self.stopped.changed() => {
+                    receiver.close();
+                    receiver.recv_many(&mut batch, AUDIT_APPEND_MAX).await
+                }
+            };
+            if received == 0 {
+                self.oldest_waiting_ns.store(0, Ordering::Relaxed);
+                return;
             }
-        };
-        if received == 0 {
-            return;
+            let oldest = batch.first().map_or(0, |pending| pending.record.at_ns.max(1));
+            self.oldest_waiting_ns.store(oldest, Ordering::Relaxed);
+            self.append(&mut batch).await;
+            if receiver.is_empty() {
+                // A record queued after this check has waited next to nothing; the next
+                // batch sets the age again.
+                self.oldest_waiting_ns.store(0, Ordering::Relaxed);
+            }
         }
+    }
+
+    /// Appends `batch` (emptying it) and answers each record's waiter.
+    async fn append(&self, batch: &mut Vec<Pending>) {
         let records: Vec<NewAuditRecord> = batch.iter().map(|p| p.record.clone()).collect();
-        let appended = append_with_retries(&store, records).await;
+        let appended = append_with_retries(&self.store, records).await;
         for (index, pending) in batch.drain(..).enumerate() {
-            metrics.audit_commit_seconds.observe(pending.queued.elapsed().as_secs_f64());
+            self.metrics.audit_commit_seconds.observe(pending.queued.elapsed().as_secs_f64());
             let result = match &appended {
                 Ok(seqs) => seqs.get(index).copied().ok_or(AuditError::Stopped),
                 Err(error) => Err(AuditError::Storage(error.clone())),
@@ -227,8 +262,8 @@ async fn run_writer(
             let _ = pending.done.send(result);
         }
         match appended {
-            Ok(seqs) => metrics.audit_records.inc_by(seqs.len() as u64),
-            Err(_) => metrics.audit_append_failures.inc(),
+            Ok(seqs) => self.metrics.audit_records.inc_by(seqs.len() as u64),
+            Err(_) => self.metrics.audit_append_failures.inc(),
         };
     }
 }

@@ -68,8 +68,7 @@ fn status_json(status: StatusCode, word: &str) -> Response<Body> {
 }
 
 fn readiness(core: &Core) -> Response<Body> {
-    let draining = core.app.draining.load(std::sync::atomic::Ordering::Relaxed);
-    if !draining && core.app.store.is_ready() {
+    if core.app.is_ready() {
         status_json(StatusCode::OK, "ready")
     } else {
         status_json(StatusCode::SERVICE_UNAVAILABLE, "not_ready")

@@ -54,6 +54,7 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
     let addr = listeners.first().map(|l| l.local_addr()).transpose()?.context("no listener")?;
     let store = opened.store.clone();
     let metrics = Arc::new(Metrics::new());
+    metrics.set_limits(&metric_limits(&config));
     let (audit, audit_writer) = {
         let _guard = runtime.enter();
         AuditTrail::start(store.core()?, config.security.audit_queue_max, metrics.clone())
@@ -196,8 +197,8 @@ fn watch_keys(runtime: &Runtime, app: &Arc<App>, loaded_from: (SecretsProvider, 
     });
 }
 
-/// Starts the retention and key re-wrap jobs on `runtime`, each with a store handle of
-/// its own.
+/// Starts the retention, key re-wrap and audit-chain verification jobs on `runtime`, each
+/// with a store handle of its own.
 fn start_popia_jobs(runtime: &Runtime, app: &Arc<App>) -> anyhow::Result<()> {
     use crate::popia::jobs;
     let _guard = runtime.enter();
@@ -206,6 +207,8 @@ fn start_popia_jobs(runtime: &Runtime, app: &Arc<App>) -> anyhow::Result<()> {
     let (interval, batch_max) = (popia.retention_interval, popia.retention_batch_max);
     runtime.spawn(jobs::retention(app.clone(), retention_store, interval, batch_max));
     runtime.spawn(jobs::rewrap(app.clone(), rewrap_store, popia.rewrap_interval));
+    let verify_store = app.store.core()?;
+    runtime.spawn(jobs::verify_audit_chain(app.clone(), verify_store, popia.audit_verify_interval));
     Ok(())
 }
 
@@ -308,4 +311,18 @@ fn wait_for_signal(
         let _ = std::fs::remove_file(admin::socket_path(&app.config.data_dir));
     }
     result
+}
+
+/// The configured bounds the alert rules compare usage to.
+fn metric_limits(config: &Config) -> crate::metrics::Limits {
+    crate::metrics::Limits {
+        queue_depth_max: config.queue_depth_max,
+        connections_max: config.connections_max,
+        audit_queue_max: config.security.audit_queue_max,
+        db_pool_size_max: match &config.storage {
+            crate::config::StorageConfig::Embedded => None,
+            crate::config::StorageConfig::Postgres(postgres) => Some(postgres.pool_size_max),
+        },
+        audit_verify_interval_s: config.popia.audit_verify_interval.as_secs(),
+    }
 }

@@ -1,6 +1,6 @@
 //! The POPIA modules' flags of `serve` (the raw clap layer), validated into a typed
-//! [`PopiaConfig`]: how often the retention and key re-wrap jobs run and how much one
-//! retention run may purge. Nothing here opens a file or a socket.
+//! [`PopiaConfig`]: how often the retention, key re-wrap and audit-chain verification
+//! jobs run and how much one retention run may purge. Nothing here opens a file or a socket.
 
 use std::time::Duration;
 
@@ -22,6 +22,10 @@ pub struct PopiaArgs {
     /// current key-encryption key version.
     #[arg(long, env = "PROTEA_REWRAP_INTERVAL_SECONDS", default_value_t = 60)]
     pub rewrap_interval_seconds: u64,
+    /// Seconds between background verifications of the audit trail's hash chain (the
+    /// `protea_audit_chain_ok` metric).
+    #[arg(long, env = "PROTEA_AUDIT_VERIFY_INTERVAL_SECONDS", default_value_t = 300)]
+    pub audit_verify_interval_seconds: u64,
 }
 
 /// Validated POPIA settings.
@@ -33,6 +37,8 @@ pub struct PopiaConfig {
     pub retention_batch_max: usize,
     /// Interval of re-wrap runs.
     pub rewrap_interval: Duration,
+    /// Interval of background audit-chain verifications.
+    pub audit_verify_interval: Duration,
 }
 
 impl PopiaArgs {
@@ -53,6 +59,34 @@ impl PopiaArgs {
                 1..=10_000,
             )?,
             rewrap_interval: seconds("rewrap-interval-seconds", self.rewrap_interval_seconds)?,
+            audit_verify_interval: seconds(
+                "audit-verify-interval-seconds",
+                self.audit_verify_interval_seconds,
+            )?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(audit_verify_interval_seconds: u64) -> PopiaArgs {
+        PopiaArgs {
+            retention_interval_seconds: 3600,
+            retention_batch_max: 1000,
+            rewrap_interval_seconds: 60,
+            audit_verify_interval_seconds,
+        }
+    }
+
+    #[test]
+    fn the_audit_verify_interval_is_1_s_to_a_day() {
+        let config = args(300).validate().expect("the default is valid");
+        assert_eq!(config.audit_verify_interval, Duration::from_secs(300));
+        for bad in [0, 86_401] {
+            let error = args(bad).validate().expect_err("out of range");
+            assert_eq!(error.key, "audit-verify-interval-seconds", "{bad}: {error}");
+        }
     }
 }

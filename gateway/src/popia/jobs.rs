@@ -8,6 +8,12 @@
 //!   keys still wrapped with an older KEK version are re-wrapped with the current one, at
 //!   most [`REWRAP_BATCH_MAX`] a run, compare-and-set (a key changed meanwhile is left for
 //!   the next run); each run that re-wraps records a key rotation and an audit record.
+//! - **Audit-chain verification**, every `--audit-verify-interval-seconds`: the whole
+//!   trail is read in pages of [`VERIFY_PAGE_RECORDS`] (memory bounded by one page; one
+//!   run at a time, a slow run delays the next) and its hash chain checked; the result
+//!   sets `protea_audit_chain_ok` and `protea_audit_chain_verified_timestamp_seconds`
+//!   (the alerts in `dashboards/prometheus/alerts.yml` watch both). It writes nothing:
+//!   no audit record (the verify route records the operator's verifications), no repair.
 //!
 //! Several gateway processes may run them at once: every change is atomic and idempotent
 //! (a purge of a field already gone changes nothing, a re-wrap is compare-and-set).
@@ -17,7 +23,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use storage::audit::{KeyRotation, RetentionRun};
+use storage::audit::{AuditVerification, KeyRotation, RetentionRun};
 use storage::ledger::TenantId;
 use storage::vault::SubjectUpdate;
 use storage::{CoreStore, StoreError};
@@ -27,6 +33,8 @@ use crate::audit::{Actor, AuditOutcome, Event};
 use crate::popia::seal::subject_aad;
 use crate::request::unix_now_s;
 
+/// Records one read of the audit chain holds in memory during a verification.
+pub const VERIFY_PAGE_RECORDS: usize = 1000;
 /// Most data keys one rotation run re-wraps.
 pub const REWRAP_BATCH_MAX: usize = 500;
 /// Seconds in a day.
@@ -190,4 +198,42 @@ pub async fn rewrap_run(app: &App, store: &CoreStore) -> Result<u64, RunError> {
         tracing::info!(rewrapped, remaining, to_version = current, "data keys re-wrapped");
     }
     Ok(rewrapped)
+}
+
+/// Runs the audit-chain verification every `interval` until the runtime stops.
+pub async fn verify_audit_chain(app: Arc<App>, store: CoreStore, interval: Duration) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let verified = verify_audit_chain_run(&store).await;
+        let intact = match verified {
+            Ok(AuditVerification::Intact { .. }) => Some(true),
+            Ok(AuditVerification::Broken { seq, reason }) => {
+                tracing::error!(first_broken_seq = seq, %reason, "the audit chain is broken");
+                Some(false)
+            }
+            Err(error) => {
+                tracing::error!(%error, "verifying the audit chain failed; the next run retries");
+                None
+            }
+        };
+        app.metrics.observe_chain_verification(intact, unix_now_s());
+    }
+}
+
+/// One verification of the whole chain. The embedded store reads its file synchronously,
+/// so that read runs on a blocking thread, never on the runtime's workers.
+pub async fn verify_audit_chain_run(store: &CoreStore) -> Result<AuditVerification, StoreError> {
+    match store {
+        CoreStore::Embedded(embedded) => {
+            let embedded = embedded.clone();
+            tokio::task::spawn_blocking(move || embedded.verify_audit(VERIFY_PAGE_RECORDS))
+                .await
+                .map_err(|error| {
+                    StoreError::Invariant(format!("audit verification task: {error}"))
+                })?
+        }
+        CoreStore::Postgres(_) => store.verify_audit(VERIFY_PAGE_RECORDS).await,
+    }
 }

@@ -6,6 +6,9 @@
 //! - [`http_api`]: the API end to end, route by route and status by status.
 //! - [`crash`]: kill -9 under concurrent load, restart, and check that every acknowledged
 //!   transfer survived exactly once and that money is conserved.
+//! - [`observability`]: a real Prometheus scraping a real gateway under load evaluates
+//!   every query of the Grafana dashboard and every recording and alert rule; the
+//!   background audit-chain verification's metric turns 0 on a tampered trail.
 //! - [`operators`]: the first admin from the command line, sign-in with TOTP, tokens
 //!   bound to sessions, and the admin API managing tenants and keys.
 //! - [`pg_cluster`]: PostgreSQL for the tests below: fresh databases on the shared
@@ -33,6 +36,7 @@
 
 mod crash;
 mod http_api;
+mod observability;
 mod operators;
 mod pg_cluster;
 mod pg_faults;

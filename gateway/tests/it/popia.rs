@@ -77,7 +77,7 @@ pub enum Backend {
 
 /// One backend's data, the gateway serving it (at most one at a time), and everything the
 /// gateways run on it wrote.
-struct Site {
+pub(crate) struct Site {
     backend: Backend,
     dir: TempDir,
     db: Option<TestDatabase>,
@@ -87,7 +87,7 @@ struct Site {
 }
 
 impl Site {
-    async fn new(backend: Backend) -> Self {
+    pub(crate) async fn new(backend: Backend) -> Self {
         let dir = support::data_dir();
         let (db, keys_file) = match backend {
             // The first command on the directory generates it.
@@ -116,7 +116,7 @@ impl Site {
         }
     }
 
-    fn tenant(&self, name: &str) -> String {
+    pub(crate) fn tenant(&self, name: &str) -> String {
         let args = self.storage_args();
         support::create_tenant_with(name, &args.iter().map(String::as_str).collect::<Vec<_>>())
     }
@@ -131,7 +131,7 @@ impl Site {
     }
 
     /// Starts the gateway with `extra` flags; a client of it once it is ready.
-    async fn start(&mut self, extra: &[&str]) -> Api {
+    pub(crate) async fn start(&mut self, extra: &[&str]) -> Api {
         assert!(self.gateway.is_none(), "one gateway at a time");
         let mut args = match self.backend {
             Backend::Embedded => Vec::new(),
@@ -147,7 +147,7 @@ impl Site {
     }
 
     /// SIGTERM; the gateway must exit 0. Keeps what it wrote.
-    fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         let finished = self.gateway.take().expect("a running gateway").stop();
         assert_eq!(
             finished.status.code(),
@@ -243,7 +243,7 @@ impl Site {
         pg_cluster::connect(&db.conninfo()).await
     }
 
-    async fn close(mut self) {
+    pub(crate) async fn close(mut self) {
         if self.gateway.is_some() {
             self.stop();
         }
@@ -316,7 +316,7 @@ async fn send(
 }
 
 /// Creates a subject of the tenant `auth` holding `fields`; its id.
-async fn create_subject(api: &Api, auth: &str, fields: &Value) -> String {
+pub(crate) async fn create_subject(api: &Api, auth: &str, fields: &Value) -> String {
     let (status, body) = api.post_json("/v1/subjects", auth, json!({"fields": fields})).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let mut names: Vec<&String> = fields.as_object().expect("an object").keys().collect();
@@ -645,7 +645,7 @@ async fn consent(backend: Backend) {
 /// superuser disables the table's triggers for one UPDATE; on the embedded store the redb
 /// file is rewritten while the gateway is stopped (the record's row is
 /// `0x01 ++ prev_hash ++ hash ++ canonical bytes`, the action a length-prefixed text).
-async fn tamper(site: &Site, seq: u64, from: &str, to: &str) {
+pub(crate) async fn tamper(site: &Site, seq: u64, from: &str, to: &str) {
     assert_eq!(from.len(), to.len(), "a same-length action keeps the row's layout");
     match site.backend {
         Backend::Postgres => {
