@@ -9,10 +9,7 @@
 #   docker build -t protea-gateway .                      # the gateway (default target)
 #   docker build --target loadtest -t protea-loadtest .   # the load tester, for SREs
 
-ARG RUST_IMAGE=rust:1.95-bookworm
-ARG RUNTIME_IMAGE=gcr.io/distroless/cc-debian12:nonroot
-
-FROM ${RUST_IMAGE} AS builder
+FROM rust:1.95-bookworm AS builder
 WORKDIR /src
 # The lock file decides every version (--locked); the registry and the target directory
 # are BuildKit caches, so a rebuild after a source change recompiles only the workspace.
@@ -33,13 +30,13 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
 
 # The load tester on its own image: SREs run it against a deployment, never in the
 # gateway's task.
-FROM ${RUNTIME_IMAGE} AS loadtest
+FROM gcr.io/distroless/cc-debian12:nonroot AS loadtest
 COPY --from=builder /out/loadtest /usr/local/bin/loadtest
 USER 10001:10001
 HEALTHCHECK NONE
 ENTRYPOINT ["/usr/local/bin/loadtest"]
 
-FROM ${RUNTIME_IMAGE} AS gateway
+FROM gcr.io/distroless/cc-debian12:nonroot AS gateway
 ARG VERSION=dev
 ARG REVISION=unknown
 LABEL org.opencontainers.image.title="protea-gateway" \
