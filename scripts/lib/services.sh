@@ -142,3 +142,15 @@ stop_started_moto() {
     kill -- "-$moto_pid" 2>/dev/null || kill "$moto_pid" 2>/dev/null || true
   fi
 }
+
+# Prometheus (the local stack's scraper, and the dashboards' tests): installed from
+# Debian's `prometheus` when missing. Only the binary is needed; each user runs its own
+# instance with its own configuration, never the system service.
+ensure_prometheus() {
+  command -v prometheus >/dev/null 2>&1 && return 0
+  echo "$services_who: installing prometheus" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null \
+    || { echo "$services_who: prometheus is missing and installing it failed" >&2; exit 1; }
+  if command -v service >/dev/null 2>&1; then service prometheus stop >/dev/null 2>&1 || true; fi
+  command -v prometheus >/dev/null 2>&1 || { echo "$services_who: prometheus is not on PATH after installing it" >&2; exit 1; }
+}

@@ -51,7 +51,11 @@ def ensure_secret(client, name: str, value: str) -> None:
 
 
 def main() -> int:
-    client = boto3.client("secretsmanager", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+    client = boto3.client(
+        "secretsmanager",
+        region_name=os.environ["AWS_REGION"],
+        endpoint_url=os.environ["AWS_ENDPOINT_URL"],
+    )
     ensure_secret(client, os.environ["PROTEA_KEYS_SECRET_ID"], keys_document())
     database = {
         "username": os.environ["POSTGRES_USER"],

@@ -18,6 +18,9 @@
 //! nginx and Prometheus are required: `scripts/test` installs them (Debian's
 //! `nginx-light` and `prometheus`); without them the test fails with a message saying so.
 //!
+//! [`compose_aws_init_makes_secrets_the_gateway_opens`]: docker-compose.yml's one-shot
+//! `aws-init` (run here against moto) makes a keys document the gateway accepts, once.
+//!
 //! [`container_files_pass_their_linters`] runs `scripts/stack.d/check`: hadolint and
 //! checkov on the Dockerfile, actionlint and checkov on the workflows, and the compose
 //! file's structure against scripts/stack's topology.
@@ -382,4 +385,44 @@ fn container_files_pass_their_linters() {
         .expect("running scripts/stack.d/check");
     println!("{}", String::from_utf8_lossy(&output.stdout));
     assert!(output.status.success(), "scripts/stack.d/check failed: {}", text(&output));
+}
+
+#[test]
+fn compose_aws_init_makes_secrets_the_gateway_opens() {
+    let id = |what: &str| format!("protea/it-{}/{what}", std::process::id());
+    let (keys, database) = (id("keys"), id("database"));
+    let run_init = || {
+        Command::new("python3")
+            .arg(repo_root().join("scripts/stack.d/compose-aws-init.py"))
+            .envs(support::aws_env())
+            .env("PROTEA_KEYS_SECRET_ID", &keys)
+            .env("PROTEA_DATABASE_SECRET_ID", &database)
+            .env("POSTGRES_USER", "postgres")
+            .env("POSTGRES_PASSWORD", "local-only-password")
+            .output()
+            .expect("running python3 compose-aws-init.py (needs boto3 and cryptography, as moto)")
+    };
+    let first = run_init();
+    assert!(first.status.success(), "compose-aws-init.py: {}", text(&first));
+    assert!(String::from_utf8_lossy(&first.stdout).contains(&format!("created secret {keys}")));
+    let again = run_init();
+    assert!(again.status.success(), "a second run: {}", text(&again));
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains(&format!("secret {keys} exists; kept")),
+        "a second run keeps the keys: {}",
+        text(&again)
+    );
+    // The keys document it made is one the gateway accepts: a tenant's secret seals with it.
+    let dir = support::data_dir();
+    let output = Command::new(GATEWAY)
+        .args(["tenant", "create", "compose"])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["--keys-secret", &format!("aws-secretsmanager:{keys}")])
+        .envs(support::aws_env())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("running gateway tenant create");
+    assert!(output.status.success(), "gateway tenant create with the keys: {}", text(&output));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("key_id: pk_"), "{}", text(&output));
 }
