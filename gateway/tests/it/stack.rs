@@ -307,6 +307,13 @@ async fn stopping_one_gateway_behind_the_balancer_loses_no_acknowledged_transfer
     let log = stack.log("gateway-1");
     assert_eq!(status, "0", "gateway-1 exits 0 after SIGTERM; its log:\n{log}");
     assert!(log.contains("draining"), "gateway-1 logged its drain:\n{log}");
+    // The balancer sent load to both gateways (so gateway-1 was stopped under load).
+    let access = std::fs::read_to_string(stack.dir.path().join("nginx-access.log"))
+        .expect("nginx's access log");
+    for key in ["GATEWAY_1_PORT", "GATEWAY_2_PORT"] {
+        let upstream = format!("127.0.0.1:{}", stack.value(key));
+        assert!(access.contains(&upstream), "nginx sent no request to {upstream}");
+    }
     {
         let book = lock(&book);
         println!(
