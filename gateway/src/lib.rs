@@ -15,6 +15,7 @@ pub mod config;
 pub mod conn;
 pub mod errors;
 pub mod handlers;
+pub mod healthcheck;
 pub mod keys;
 pub mod logging;
 pub mod metrics;

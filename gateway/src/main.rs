@@ -29,6 +29,7 @@ fn main() -> ExitCode {
         Some(Command::Operator(command)) => report(gateway::admin_cmd::run_operator(command)),
         Some(Command::Migrate { storage }) => report(gateway::admin_cmd::migrate(&storage)),
         Some(Command::KeysGenerate) => report(gateway::admin_cmd::keys_generate()),
+        Some(Command::Healthcheck(args)) => healthcheck(&args),
         Some(Command::Serve(args)) => serve(&args),
         None => serve(&cli.serve),
     }
@@ -47,6 +48,16 @@ fn serve(args: &gateway::config::ServeArgs) -> ExitCode {
         return ExitCode::from(EXIT_CONFIG);
     }
     report(gateway::run::serve(config))
+}
+
+fn healthcheck(args: &gateway::healthcheck::HealthcheckArgs) -> ExitCode {
+    match gateway::healthcheck::probe(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("{error}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn report(result: anyhow::Result<()>) -> ExitCode {

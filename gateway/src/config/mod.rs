@@ -50,6 +50,9 @@ pub enum Command {
         #[command(flatten)]
         storage: StorageArgs,
     },
+    /// Probe a running gateway over plain HTTP: GET --url (its /livez on localhost by
+    /// default) and exit 0 on a 200, 1 otherwise. The container image's HEALTHCHECK.
+    Healthcheck(crate::healthcheck::HealthcheckArgs),
 }
 
 /// Tenant commands. On the embedded store they go through a running gateway's admin

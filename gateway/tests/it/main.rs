@@ -30,6 +30,9 @@
 //!   level authorisation on every route of the spec, broken signatures and tokens,
 //!   lock-out, rate limits, resource bounds, idle connections, idempotent retries,
 //!   security headers and the live route inventory.
+//! - [`stack`]: the local stack of `scripts/stack` (nginx, two gateways, PostgreSQL,
+//!   Redis, moto, Prometheus): a gateway stopped mid-load behind the balancer loses no
+//!   acknowledged transfer; `gateway healthcheck`; the container files' linters.
 //! - [`tls`]: TLS and mTLS end to end with certificates made at test time: ALPN, cipher
 //!   suites, HSTS, client certificates as tenant identities, handshake failures and
 //!   timeouts.
@@ -45,5 +48,6 @@ mod pg_secrets;
 mod popia;
 mod security;
 mod shared_state;
+mod stack;
 mod support;
 mod tls;
