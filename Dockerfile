@@ -27,6 +27,10 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     && install -D -m 0755 target/release/gateway /out/gateway \
     && install -D -m 0755 target/release/loadtest /out/loadtest \
     && install -d -m 0750 /out/var/lib/protea
+# Amazon RDS's CA bundle, fetched over HTTPS at build time and checked to be PEM.
+RUN curl --proto '=https' --tlsv1.2 -fsSL -o /out/rds-global-bundle.pem \
+      https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem \
+    && grep -q 'BEGIN CERTIFICATE' /out/rds-global-bundle.pem
 
 # The load tester on its own image: SREs run it against a deployment, never in the
 # gateway's task.
@@ -41,10 +45,12 @@ ARG VERSION=dev
 ARG REVISION=unknown
 LABEL org.opencontainers.image.title="protea-gateway" \
       org.opencontainers.image.description="Protea: a transaction gateway for payment networks" \
-      org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}"
 COPY --from=builder /out/gateway /usr/local/bin/gateway
+# Amazon RDS's CA bundle: Aurora's certificates do not chain to the web roots, and the
+# ECS task points --database-ca-file here (terraform/modules/service).
+COPY --from=builder --chmod=0444 /out/rds-global-bundle.pem /etc/ssl/certs/rds-global-bundle.pem
 # The embedded store's directory (unused on PostgreSQL, but the admin socket lives here).
 COPY --from=builder --chown=10001:10001 /out/var/lib/protea /var/lib/protea
 ENV PROTEA_LISTEN=0.0.0.0:8080 \
@@ -55,7 +61,8 @@ EXPOSE 8080
 # The container's liveness; ECS and compose probe readiness (/readyz) themselves.
 HEALTHCHECK --interval=10s --timeout=4s --start-period=30s --retries=3 \
   CMD ["/usr/local/bin/gateway", "healthcheck", "--timeout-seconds", "3"]
-# SIGTERM drains (--drain-timeout-seconds, 25 s); give the container 30 s to stop.
+# SIGTERM drains (--drain-timeout-seconds, 25 s), then the audit writer appends what is
+# queued (at most 10 s): give the container 40 s to stop.
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/local/bin/gateway"]
 CMD ["serve"]

@@ -62,8 +62,9 @@ def check(repo: pathlib.Path) -> list:
         if "aws-secretsmanager:" not in str(env.get("PROTEA_KEYS_SECRET")):
             problems.append(f"{name}: the keys document must come from Secrets Manager (moto)")
         drain = int(env.get("PROTEA_DRAIN_TIMEOUT_SECONDS", 25))
-        if gateway.get("stop_grace_period") != f"{drain + 5}s":
-            problems.append(f"{name}: stop_grace_period must be the drain + 5 s ({drain + 5}s)")
+        # The drain, then up to 10 s for the audit writer, then 5 s of margin.
+        if gateway.get("stop_grace_period") != f"{drain + 15}s":
+            problems.append(f"{name}: stop_grace_period must be the drain + 15 s ({drain + 15}s)")
         if gateway.get("ports"):
             problems.append(f"{name}: publishes ports; /metrics must stay on the internal network")
         if "gateway" not in " ".join(gateway.get("healthcheck", {}).get("test", [])):

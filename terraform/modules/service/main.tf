@@ -298,6 +298,15 @@ resource "aws_ecs_task_definition" "gateway" {
       linuxParameters        = { initProcessEnabled = true, capabilities = { drop = ["ALL"] } }
       ulimits                = [{ name = "nofile", softLimit = 65536, hardLimit = 65536 }]
       dependsOn              = [{ containerName = "adot-collector", condition = "START" }]
+      # Liveness, by the binary itself (the image has no shell or curl); the ALB checks
+      # readiness (/readyz) on its own.
+      healthCheck = {
+        command     = ["CMD", "/usr/local/bin/gateway", "healthcheck", "--timeout-seconds", "3"]
+        interval    = 10
+        timeout     = 5
+        retries     = 3
+        startPeriod = 30
+      }
       logConfiguration = {
         logDriver = "awslogs"
         options = {
