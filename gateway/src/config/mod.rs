@@ -50,6 +50,9 @@ pub enum Command {
         #[command(flatten)]
         storage: StorageArgs,
     },
+    /// Archive the audit trail to an S3 bucket with Object Lock: every complete chunk
+    /// after the archived ones (verified first), one NDJSON object per chunk.
+    AuditArchive(Box<crate::audit_archive::AuditArchiveArgs>),
 }
 
 /// Tenant commands. On the embedded store they go through a running gateway's admin

@@ -27,10 +27,14 @@
 //!   level authorisation on every route of the spec, broken signatures and tokens,
 //!   lock-out, rate limits, resource bounds, idle connections, idempotent retries,
 //!   security headers and the live route inventory.
+//! - [`audit_archive`]: `gateway audit-archive` on both stores to a bucket with Object Lock
+//!   on moto's S3: chunks, partial chunks, re-runs, the export's bytes, checksums and
+//!   metadata, and a tampered record that stops the run naming its seq.
 //! - [`tls`]: TLS and mTLS end to end with certificates made at test time: ALPN, cipher
 //!   suites, HSTS, client certificates as tenant identities, handshake failures and
 //!   timeouts.
 
+mod audit_archive;
 mod crash;
 mod http_api;
 mod operators;
