@@ -33,7 +33,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::ServerSideEncryption;
+use aws_sdk_s3::types::{ChecksumAlgorithm, ServerSideEncryption};
 use crypto::chain::{Broken, GENESIS, Hash, Verifier};
 use serde_json::json;
 use storage::audit::{AuditRecord, PAGE_MAX};
@@ -560,6 +560,7 @@ async fn upload(
         .bucket(&settings.bucket)
         .key(&key)
         .content_type("application/x-ndjson")
+        .checksum_algorithm(ChecksumAlgorithm::Sha256)
         .checksum_sha256(&checksum)
         .metadata("first-seq", first.to_string())
         .metadata("last-seq", last.to_string())
