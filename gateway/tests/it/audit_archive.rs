@@ -450,6 +450,13 @@ async fn tamper(site: &Site, seq: u64) {
 /// See the module doc.
 async fn archives_the_trail(backend: Backend) {
     let site = Site::new(backend).await;
+    for (flags, key) in
+        [(["--chunk-records", "0"], "chunk-records"), (["--max-chunks", "0"], "max-chunks")]
+    {
+        let refused = site.archive(&flags);
+        assert_eq!(refused.status.code(), Some(64), "a bad {key} is a configuration error");
+        assert!(refused.stderr.contains(key), "the key is named: {}", refused.stderr);
+    }
     // Fresh records: 1-10 and 11-20 are complete, 21-25 a partial chunk too new to go.
     site.append_until(25).await;
     let (lines, summary) = site.archive_ok(&[]);
