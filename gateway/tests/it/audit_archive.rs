@@ -450,9 +450,10 @@ async fn tamper(site: &Site, seq: u64) {
 /// See the module doc.
 async fn archives_the_trail(backend: Backend) {
     let site = Site::new(backend).await;
-    for (flags, key) in
-        [(["--chunk-records", "0"], "chunk-records"), (["--max-chunks", "0"], "max-chunks")]
-    {
+    for (flags, key) in [
+        (["--partial-after-seconds", "99999999999"], "partial-after-seconds"),
+        (["--max-chunks", "0"], "max-chunks"),
+    ] {
         let refused = site.archive(&flags);
         assert_eq!(refused.status.code(), Some(64), "a bad {key} is a configuration error");
         assert!(refused.stderr.contains(key), "the key is named: {}", refused.stderr);
