@@ -9,6 +9,7 @@ pub mod admin_api;
 pub mod admin_cmd;
 pub mod app;
 pub mod audit;
+pub mod audit_archive;
 pub mod auth;
 pub mod backend;
 pub mod config;

@@ -30,6 +30,7 @@ fn main() -> ExitCode {
         Some(Command::Migrate { storage }) => report(gateway::admin_cmd::migrate(&storage)),
         Some(Command::KeysGenerate) => report(gateway::admin_cmd::keys_generate()),
         Some(Command::Healthcheck(args)) => healthcheck(&args),
+        Some(Command::AuditArchive(args)) => report(gateway::audit_archive::run(&args)),
         Some(Command::Serve(args)) => serve(&args),
         None => serve(&cli.serve),
     }

@@ -53,6 +53,9 @@ pub enum Command {
     /// Probe a running gateway over plain HTTP: GET --url (its /livez on localhost by
     /// default) and exit 0 on a 200, 1 otherwise. The container image's HEALTHCHECK.
     Healthcheck(crate::healthcheck::HealthcheckArgs),
+    /// Archive the audit trail to an S3 bucket with Object Lock: every complete chunk
+    /// after the archived ones (verified first), one NDJSON object per chunk.
+    AuditArchive(Box<crate::audit_archive::AuditArchiveArgs>),
 }
 
 /// Tenant commands. On the embedded store they go through a running gateway's admin

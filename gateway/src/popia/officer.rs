@@ -152,6 +152,14 @@ fn exported(record: &AuditRecord) -> ExportedRecord<'_> {
     }
 }
 
+/// Appends `record` to `out` as one NDJSON line of the export: the one encoder of the
+/// trail's export, which `gateway audit-archive` uses too (an archived object's bytes are
+/// the export's bytes).
+pub(crate) fn write_export_line(out: &mut Vec<u8>, record: &AuditRecord) {
+    serde_json::to_writer(&mut *out, &exported(record)).unwrap_or_default();
+    out.push(b'\n');
+}
+
 /// `?after=SEQ&limit=N`: a page of the trail in order.
 fn page(query: Option<&str>) -> Result<(u64, usize), ApiError> {
     let (mut after, mut limit) = (0u64, EXPORT_PAGE_MAX);
@@ -187,8 +195,7 @@ async fn export_audit(
         .await?;
     let mut body = Vec::with_capacity(records.len() * 400);
     for record in &records {
-        serde_json::to_writer(&mut body, &exported(record)).unwrap_or_default();
-        body.push(b'\n');
+        write_export_line(&mut body, record);
     }
     let mut response = Response::new(Body::from(body));
     let headers = response.headers_mut();

@@ -33,10 +33,14 @@
 //! - [`stack`]: the local stack of `scripts/stack` (nginx, two gateways, PostgreSQL,
 //!   Redis, moto, Prometheus): a gateway stopped mid-load behind the balancer loses no
 //!   acknowledged transfer; `gateway healthcheck`; the container files' linters.
+//! - [`audit_archive`]: `gateway audit-archive` on both stores to a bucket with Object Lock
+//!   on moto's S3: chunks, partial chunks, re-runs, the export's bytes, checksums and
+//!   metadata, and a tampered record that stops the run naming its seq.
 //! - [`tls`]: TLS and mTLS end to end with certificates made at test time: ALPN, cipher
 //!   suites, HSTS, client certificates as tenant identities, handshake failures and
 //!   timeouts.
 
+mod audit_archive;
 mod crash;
 mod http_api;
 mod observability;

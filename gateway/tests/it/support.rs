@@ -84,7 +84,14 @@ pub struct Finished {
 
 /// Runs the gateway binary with `args` to completion (at most 20 s).
 pub fn run_gateway(args: &[&str]) -> Finished {
-    let mut child = gateway_command().args(args).spawn().expect("spawning the gateway binary");
+    run_gateway_with_env(args, &[])
+}
+
+/// [`run_gateway`] with extra environment variables (for example [`aws_env`]).
+pub fn run_gateway_with_env(args: &[&str], env: &[(&str, String)]) -> Finished {
+    let mut command = gateway_command();
+    command.envs(env.iter().map(|(key, value)| (key, value)));
+    let mut child = command.args(args).spawn().expect("spawning the gateway binary");
     let stdout = read_all(child.stdout.take().expect("piped stdout"));
     let stderr = read_all(child.stderr.take().expect("piped stderr"));
     let status = wait_bounded(child, EXIT_TIMEOUT);
