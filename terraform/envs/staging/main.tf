@@ -189,4 +189,8 @@ module "service" {
   gateway_log_group_name  = module.observability.gateway_log_group_name
   adot_log_group_name     = module.observability.adot_log_group_name
   logs_kms_key_arn        = module.kms.logs_key_arn
+
+  audit_archive_bucket_name = module.archive.audit_archive_bucket
+  audit_archive_bucket_arn  = module.archive.audit_archive_bucket_arn
+  audit_archive_kms_key_arn = module.kms.archive_key_arn
 }
