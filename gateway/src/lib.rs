@@ -12,6 +12,7 @@ pub mod audit;
 pub mod auth;
 pub mod backend;
 pub mod config;
+pub mod emf;
 pub mod conn;
 pub mod errors;
 pub mod handlers;
@@ -25,6 +26,7 @@ pub mod request;
 pub mod router;
 pub mod run;
 pub mod server;
+pub mod telemetry;
 pub mod tls;
 pub mod wire;
 
