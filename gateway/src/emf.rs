@@ -74,7 +74,8 @@ pub struct Snapshot {
 impl Snapshot {
     /// Parses the Prometheus/OpenMetrics text exposition (lines it cannot read are skipped).
     pub fn parse(text: &str) -> Self {
-        let samples = text.lines().filter(|l| l.starts_with("protea_")).filter_map(sample).collect();
+        let samples =
+            text.lines().filter(|l| l.starts_with("protea_")).filter_map(sample).collect();
         Self { samples }
     }
 
@@ -158,7 +159,8 @@ impl Distribution {
     /// `scale` (e.g. 1000 for seconds to milliseconds). The overflow bucket's value is
     /// twice the largest finite bound.
     fn between(before: &BTreeMap<Bound, f64>, after: &BTreeMap<Bound, f64>, scale: f64) -> Self {
-        let largest_finite = after.keys().map(|b| b.0).filter(|b| b.is_finite()).fold(0.0, f64::max);
+        let largest_finite =
+            after.keys().map(|b| b.0).filter(|b| b.is_finite()).fold(0.0, f64::max);
         let mut distribution = Self::default();
         let mut below_before = 0.0;
         let mut below_after = 0.0;
@@ -241,11 +243,14 @@ const MS_PER_S: f64 = 1000.0;
 
 /// The interval's request counts, for one route or for all (`route` = `None`).
 fn put_requests(document: &mut Document, before: &Snapshot, after: &Snapshot, route: Option<&str>) {
-    let on_route = |s: &Sample| route.is_none_or(|r| s.labels.get("route").map(String::as_str) == Some(r));
-    let status = |s: &Sample| s.labels.get("status").and_then(|v| v.parse::<u16>().ok()).unwrap_or(0);
+    let on_route =
+        |s: &Sample| route.is_none_or(|r| s.labels.get("route").map(String::as_str) == Some(r));
+    let status =
+        |s: &Sample| s.labels.get("status").and_then(|v| v.parse::<u16>().ok()).unwrap_or(0);
     let count = |keep: &dyn Fn(&Sample) -> bool| {
         let name = format!("{REQUESTS}_count");
-        let delta = after.sum(&name, |s| on_route(s) && keep(s)) - before.sum(&name, |s| on_route(s) && keep(s));
+        let delta = after.sum(&name, |s| on_route(s) && keep(s))
+            - before.sum(&name, |s| on_route(s) && keep(s));
         Value::from(delta.max(0.0))
     };
     document.put("Requests", "Count", count(&|_| true));
@@ -261,7 +266,12 @@ fn put_requests(document: &mut Document, before: &Snapshot, after: &Snapshot, ro
 }
 
 /// The EMF documents of one interval: the service's, then one per route with requests.
-pub fn documents(before: &Snapshot, after: &Snapshot, service: &str, timestamp_ms: u64) -> Vec<Value> {
+pub fn documents(
+    before: &Snapshot,
+    after: &Snapshot,
+    service: &str,
+    timestamp_ms: u64,
+) -> Vec<Value> {
     let mut lines = vec![service_document(before, after, service, timestamp_ms)];
     for route in active_routes(before, after) {
         let mut document = Document::new(&[("Service", service), ("Route", &route)]);
@@ -271,16 +281,29 @@ pub fn documents(before: &Snapshot, after: &Snapshot, service: &str, timestamp_m
     lines
 }
 
-fn service_document(before: &Snapshot, after: &Snapshot, service: &str, timestamp_ms: u64) -> Value {
+fn service_document(
+    before: &Snapshot,
+    after: &Snapshot,
+    service: &str,
+    timestamp_ms: u64,
+) -> Value {
     let mut document = Document::new(&[("Service", service)]);
     put_requests(&mut document, before, after, None);
     let all = |_: &Sample| true;
-    let flush = Distribution::between(&before.buckets(FLUSH, all), &after.buckets(FLUSH, all), MS_PER_S);
+    let flush =
+        Distribution::between(&before.buckets(FLUSH, all), &after.buckets(FLUSH, all), MS_PER_S);
     document.put_distribution("FlushLatency", "Milliseconds", &flush);
-    let batch =
-        Distribution::between(&before.buckets(BATCH_EVENTS, all), &after.buckets(BATCH_EVENTS, all), 1.0);
+    let batch = Distribution::between(
+        &before.buckets(BATCH_EVENTS, all),
+        &after.buckets(BATCH_EVENTS, all),
+        1.0,
+    );
     document.put_distribution("BatchSize", "Count", &batch);
-    document.put("QueueDepth", "Count", Value::from(after.max("protea_queue_depth").unwrap_or(0.0)));
+    document.put(
+        "QueueDepth",
+        "Count",
+        Value::from(after.max("protea_queue_depth").unwrap_or(0.0)),
+    );
     let audit_depth = after.max("protea_audit_queue_depth").unwrap_or(0.0);
     document.put("AuditQueueDepth", "Count", Value::from(audit_depth));
     // Present once the audit chain's background verification exports its gauge.
@@ -302,7 +325,11 @@ fn active_routes(before: &Snapshot, after: &Snapshot) -> Vec<String> {
         let Some(route) = sample.labels.get("route") else { continue };
         *totals.entry(route).or_insert(0.0) -= sample.value;
     }
-    totals.into_iter().filter(|(_, delta)| *delta > 0.0).map(|(route, _)| route.to_owned()).collect()
+    totals
+        .into_iter()
+        .filter(|(_, delta)| *delta > 0.0)
+        .map(|(route, _)| route.to_owned())
+        .collect()
 }
 
 #[cfg(test)]
@@ -389,7 +416,9 @@ protea_audit_queue_depth 2
         let metrics = document["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array().unwrap();
         metrics
             .iter()
-            .map(|m| (m["Name"].as_str().unwrap().to_owned(), m["Unit"].as_str().unwrap().to_owned()))
+            .map(|m| {
+                (m["Name"].as_str().unwrap().to_owned(), m["Unit"].as_str().unwrap().to_owned())
+            })
             .collect()
     }
 
@@ -416,7 +445,10 @@ protea_audit_queue_depth 2
             json!([["Service", "Route"]])
         );
         assert_eq!(transfers["Requests"], 8.0);
-        assert_eq!(transfers["RequestLatency"], json!({"Values": [1.0, 2.0, 4.0], "Counts": [4.0, 3.0, 1.0]}));
+        assert_eq!(
+            transfers["RequestLatency"],
+            json!({"Values": [1.0, 2.0, 4.0], "Counts": [4.0, 3.0, 1.0]})
+        );
         assert_eq!(lines[1]["Route"], "/livez");
         assert_eq!(lines[1]["Errors5xx"], 1.0);
     }
@@ -456,10 +488,8 @@ protea_audit_queue_depth 2
 
     #[test]
     fn distributions_never_exceed_the_values_limit() {
-        let mut distribution = Distribution {
-            values: (1..=150).map(f64::from).collect(),
-            counts: vec![1.0; 150],
-        };
+        let mut distribution =
+            Distribution { values: (1..=150).map(f64::from).collect(), counts: vec![1.0; 150] };
         distribution.cap(EMF_VALUES_MAX);
         assert_eq!(distribution.values.len(), EMF_VALUES_MAX);
         assert_eq!(distribution.counts.iter().sum::<f64>(), 150.0);

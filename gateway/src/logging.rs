@@ -74,7 +74,8 @@ struct TraceIdJson {
 
 impl TraceIdJson {
     fn new() -> Self {
-        let inner = tracing_subscriber::fmt::format().json().with_current_span(false).with_span_list(false);
+        let inner =
+            tracing_subscriber::fmt::format().json().with_current_span(false).with_span_list(false);
         Self { inner }
     }
 }
@@ -91,10 +92,8 @@ where
     ) -> fmt::Result {
         let mut line = String::with_capacity(256);
         self.inner.format_event(ctx, Writer::new(&mut line), event)?;
-        let span_id = event
-            .parent()
-            .cloned()
-            .or_else(|| ctx.lookup_current().map(|span| span.id()));
+        let span_id =
+            event.parent().cloned().or_else(|| ctx.lookup_current().map(|span| span.id()));
         let ids = span_id.and_then(|id| trace_ids(&id));
         match (ids, line.strip_suffix("}\n")) {
             (Some((trace_id, span_id)), Some(object)) => {
@@ -108,12 +107,12 @@ where
 /// The trace and span id of a traced span, as W3C lower-case hex.
 fn trace_ids(id: &tracing::span::Id) -> Option<(String, String)> {
     use opentelemetry::trace::TraceContextExt;
-    let context =
-        tracing::dispatcher::get_default(|dispatch| tracing_opentelemetry::get_otel_context(id, dispatch))?;
+    let context = tracing::dispatcher::get_default(|dispatch| {
+        tracing_opentelemetry::get_otel_context(id, dispatch)
+    })?;
     let span = context.span();
     let span_context = span.span_context();
     span_context
         .is_valid()
         .then(|| (span_context.trace_id().to_string(), span_context.span_id().to_string()))
 }
-

@@ -105,7 +105,11 @@ pub fn init(config: &ObservabilityConfig) -> Result<Option<Telemetry>, Telemetry
 
 /// The span of one HTTP request, continuing the caller's trace when the request carries
 /// a valid W3C `traceparent`. Route and status are recorded when known.
-pub fn request_span(method: &'static str, request_id: &str, headers: &http::HeaderMap) -> tracing::Span {
+pub fn request_span(
+    method: &'static str,
+    request_id: &str,
+    headers: &http::HeaderMap,
+) -> tracing::Span {
     let span = tracing::info_span!(
         "request",
         otel.name = method,
@@ -123,10 +127,18 @@ pub fn request_span(method: &'static str, request_id: &str, headers: &http::Head
 }
 
 /// Records a finished request's route template and status on its span.
-pub fn finish_request_span(span: &tracing::Span, method: &'static str, route: &'static str, status: u16) {
+pub fn finish_request_span(
+    span: &tracing::Span,
+    method: &'static str,
+    route: &'static str,
+    status: u16,
+) {
     span.record("http.route", route);
     span.record("http.response.status_code", status);
-    span.record("otel.name", format!("{method} {route}"));
+    // The span is already started (a log line or the parent asked for its context), so
+    // its name is changed on the OpenTelemetry span itself.
+    let context = span.context();
+    opentelemetry::trace::TraceContextExt::span(&context).update_name(format!("{method} {route}"));
 }
 
 /// Reads W3C trace-context headers from a request.
@@ -171,9 +183,7 @@ impl BoundedSpanProcessor {
 
     fn control(&self, message: fn(SyncSender<()>) -> Message, timeout: Duration) -> OTelSdkResult {
         let (done, wait) = sync_channel(1);
-        self.queue
-            .send(message(done))
-            .map_err(|_| OTelSdkError::AlreadyShutdown)?;
+        self.queue.send(message(done)).map_err(|_| OTelSdkError::AlreadyShutdown)?;
         wait.recv_timeout(timeout).map_err(|_| OTelSdkError::Timeout(timeout))
     }
 }
@@ -205,7 +215,8 @@ fn export_loop<E: SpanExporter>(exporter: &E, receiver: &Receiver<Message>) {
     let mut batch = Vec::with_capacity(EXPORT_BATCH_SPANS_MAX);
     let mut deadline = None;
     loop {
-        let wait = deadline.map_or(EXPORT_DELAY, |d: Instant| d.saturating_duration_since(Instant::now()));
+        let wait =
+            deadline.map_or(EXPORT_DELAY, |d: Instant| d.saturating_duration_since(Instant::now()));
         match receiver.recv_timeout(wait) {
             Ok(Message::Span(span)) => {
                 deadline.get_or_insert_with(|| Instant::now() + EXPORT_DELAY);
@@ -240,7 +251,11 @@ fn export_loop<E: SpanExporter>(exporter: &E, receiver: &Receiver<Message>) {
 
 /// Exports `batch` and the spans already queued behind it (bounded: the queue holds at
 /// most [`SPAN_QUEUE_MAX`]).
-fn drain_queued<E: SpanExporter>(exporter: &E, receiver: &Receiver<Message>, batch: &mut Vec<SpanData>) {
+fn drain_queued<E: SpanExporter>(
+    exporter: &E,
+    receiver: &Receiver<Message>,
+    batch: &mut Vec<SpanData>,
+) {
     for _ in 0..SPAN_QUEUE_MAX {
         match receiver.try_recv() {
             Ok(Message::Span(span)) => {
@@ -265,7 +280,9 @@ fn export<E: SpanExporter>(exporter: &E, batch: &mut Vec<SpanData>) {
     let spans = std::mem::replace(batch, Vec::with_capacity(EXPORT_BATCH_SPANS_MAX));
     let count = spans.len() as u64;
     match block_on(exporter.export(spans)) {
-        Ok(()) => SPANS_EXPORTED.inc_by(count),
+        Ok(()) => {
+            SPANS_EXPORTED.inc_by(count);
+        }
         Err(error) => {
             EXPORT_FAILURES.inc();
             tracing::warn!(spans = count, error = %error, "span export failed; spans dropped");

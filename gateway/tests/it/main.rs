@@ -27,6 +27,9 @@
 //!   level authorisation on every route of the spec, broken signatures and tokens,
 //!   lock-out, rate limits, resource bounds, idle connections, idempotent retries,
 //!   security headers and the live route inventory.
+//! - [`telemetry`]: OpenTelemetry spans (request, batch, flush, their links and the
+//!   caller's `traceparent`) received by a real OTLP/HTTP endpoint in the test, trace ids
+//!   in the JSON logs, nothing sent without `--otlp-endpoint`, and CloudWatch EMF lines.
 //! - [`tls`]: TLS and mTLS end to end with certificates made at test time: ALPN, cipher
 //!   suites, HSTS, client certificates as tenant identities, handshake failures and
 //!   timeouts.
@@ -42,4 +45,5 @@ mod popia;
 mod security;
 mod shared_state;
 mod support;
+mod telemetry;
 mod tls;
