@@ -53,6 +53,8 @@ fn traced_span(metadata: &tracing::Metadata<'_>) -> bool {
         && (metadata.target().starts_with("gateway") || metadata.target().starts_with("pool"))
 }
 
+/// The JSON layer's filter passes events only (it never prints spans, so formatting
+/// their fields would be wasted work); the OpenTelemetry layer's passes the traced spans.
 fn init_traced(filter: EnvFilter, telemetry: &Telemetry) -> Result<(), String> {
     use tracing_subscriber::filter::FilterExt;
     let json = tracing_subscriber::fmt::layer()
@@ -61,7 +63,7 @@ fn init_traced(filter: EnvFilter, telemetry: &Telemetry) -> Result<(), String> {
         .with_span_list(false)
         .event_format(TraceIdJson::new())
         .with_writer(std::io::stdout)
-        .with_filter(filter.or(tracing_subscriber::filter::filter_fn(traced_span)));
+        .with_filter(filter.and(tracing_subscriber::filter::filter_fn(|m| m.is_event())));
     let otel = crate::telemetry::layer(telemetry)
         .with_filter(tracing_subscriber::filter::filter_fn(traced_span));
     tracing_subscriber::registry().with(json).with(otel).try_init().map_err(|e| e.to_string())
@@ -92,8 +94,11 @@ where
     ) -> fmt::Result {
         let mut line = String::with_capacity(256);
         self.inner.format_event(ctx, Writer::new(&mut line), event)?;
-        let span_id =
-            event.parent().cloned().or_else(|| ctx.lookup_current().map(|span| span.id()));
+        // The dispatcher's current span, not the JSON layer's view of it: that layer's
+        // filter passes no span, so its own context never has one.
+        let span_id = event.parent().cloned().or_else(|| {
+            tracing::dispatcher::get_default(|dispatch| dispatch.current_span().id().cloned())
+        });
         let ids = span_id.and_then(|id| trace_ids(&id));
         match (ids, line.strip_suffix("}\n")) {
             (Some((trace_id, span_id)), Some(object)) => {
