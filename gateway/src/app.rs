@@ -53,6 +53,8 @@ pub struct App {
     pub password_slots: tokio::sync::Semaphore,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// Whether requests are traced (`--otlp-endpoint` set): each then runs in a span.
+    pub tracing: bool,
     /// Open client connections.
     pub connections: AtomicUsize,
     /// Set once shutdown begins: `/readyz` then answers 503.
@@ -121,6 +123,8 @@ impl Flusher for StoreFlusher {
             let submitted = store.submit(events).await?;
             if let Some(rows) = submitted.rows_written {
                 metrics.flush_rows.get_or_create(&core).observe(rows as f64);
+                // The batcher's `flush` span when the batch is traced; a no-op otherwise.
+                tracing::Span::current().record("rows", rows);
             }
             Ok(submitted.outcomes)
         }

@@ -14,6 +14,7 @@ pub mod auth;
 pub mod backend;
 pub mod config;
 pub mod conn;
+pub mod emf;
 pub mod errors;
 pub mod handlers;
 pub mod healthcheck;
@@ -27,6 +28,7 @@ pub mod request;
 pub mod router;
 pub mod run;
 pub mod server;
+pub mod telemetry;
 pub mod tls;
 pub mod wire;
 

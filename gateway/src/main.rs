@@ -44,11 +44,22 @@ fn serve(args: &gateway::config::ServeArgs) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    if let Err(error) = gateway::logging::init(&config.log) {
+    let telemetry = match gateway::telemetry::init(&config.observability) {
+        Ok(telemetry) => telemetry,
+        Err(error) => {
+            eprintln!("invalid configuration: otlp-endpoint: {error}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    if let Err(error) = gateway::logging::init(&config.log, telemetry.as_ref()) {
         eprintln!("invalid configuration: log: {error}");
         return ExitCode::from(EXIT_CONFIG);
     }
-    report(gateway::run::serve(config))
+    let served = report(gateway::run::serve(config));
+    if let Some(telemetry) = telemetry {
+        telemetry.shutdown();
+    }
+    served
 }
 
 fn healthcheck(args: &gateway::healthcheck::HealthcheckArgs) -> ExitCode {

@@ -347,6 +347,21 @@ impl Metrics {
         );
         registry.register("connections_open", "Open client connections", connections_open.clone());
         registry.register(
+            "trace_spans_dropped",
+            "Finished spans dropped because the export queue was full",
+            crate::telemetry::SPANS_DROPPED.clone(),
+        );
+        registry.register(
+            "trace_spans_exported",
+            "Spans the OTLP collector accepted",
+            crate::telemetry::SPANS_EXPORTED.clone(),
+        );
+        registry.register(
+            "trace_export_failures",
+            "OTLP export requests that failed (their spans are dropped)",
+            crate::telemetry::EXPORT_FAILURES.clone(),
+        );
+        registry.register(
             "connections_refused",
             "Connections closed at accept because connections_max was reached",
             connections_refused.clone(),

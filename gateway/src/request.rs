@@ -19,6 +19,7 @@ use http::{HeaderValue, Request, Response, header};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use storage::ratelimit::Decision;
+use tracing::Instrument;
 
 use crate::app::Core;
 use crate::auth::{AuthError, Received};
@@ -29,9 +30,13 @@ use crate::metrics::{AuthLabels, RequestLabels};
 use crate::operator_auth;
 use crate::popia::subjects;
 use crate::router::{self, Access, Matched, NoRoute};
+use crate::telemetry;
 use crate::wire;
 
 /// Serves one request; never fails (errors become responses).
+///
+/// With tracing on (`--otlp-endpoint`), the request runs inside a `request` span that
+/// continues the caller's `traceparent`; without, no span is created.
 pub async fn serve(
     core: Arc<Core>,
     conn: Arc<ConnInfo>,
@@ -40,11 +45,28 @@ pub async fn serve(
     let started = Instant::now();
     let request_id = request_id(&core, &request);
     let method = static_method(request.method());
-    let (route_label, result) = route_and_handle(&core, &conn, request, &request_id).await;
+    if !core.app.tracing {
+        return Ok(serve_request(&core, &conn, request, (request_id, method, started)).await);
+    }
+    let span = telemetry::request_span(method, &request_id, request.headers());
+    let served = serve_request(&core, &conn, request, (request_id, method, started));
+    Ok(served.instrument(span).await)
+}
+
+async fn serve_request(
+    core: &Core,
+    conn: &ConnInfo,
+    request: Request<Incoming>,
+    (request_id, method, started): (String, &'static str, Instant),
+) -> Response<Body> {
+    let (route_label, result) = route_and_handle(core, conn, request, &request_id).await;
     let mut response = result.unwrap_or_else(|error| error.into_response(&request_id));
     add_common_headers(&mut response, &request_id, conn.tls);
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
+    if core.app.tracing {
+        telemetry::finish_request_span(&tracing::Span::current(), method, route_label, status);
+    }
     let labels = RequestLabels { route: route_label, method, status };
     core.app.metrics.observe_request(&labels, elapsed);
     let latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
@@ -53,7 +75,7 @@ pub async fn serve(
     } else {
         tracing::debug!(request_id, route = route_label, status, latency_us, "request");
     }
-    Ok(response)
+    response
 }
 
 async fn route_and_handle(

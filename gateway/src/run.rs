@@ -73,6 +73,7 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
         tls,
         password_slots: tokio::sync::Semaphore::new(PASSWORD_SLOTS),
         metrics,
+        tracing: config.observability.otlp_endpoint.is_some(),
         connections: AtomicUsize::new(0),
         draining: AtomicBool::new(false),
         started: std::time::Instant::now(),
@@ -81,6 +82,10 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
     watch_keys(&runtime, &app, (loaded.provider, loaded.value));
     start_popia_jobs(&runtime, &app)?;
     runtime.spawn(probe_redis(app.clone()));
+    if let Some(interval) = config.observability.cloudwatch_emf_interval {
+        let service = config.observability.service_name.clone();
+        runtime.spawn(crate::emf::run(app.clone(), interval, service));
+    }
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let cores = start_cores(&app, listeners, &shutdown_rx)?;
     let scheme = if app.tls.is_some() { "https" } else { "http" };

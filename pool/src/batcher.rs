@@ -18,12 +18,19 @@
 //!   dropped, the loop flushes and answers everything still queued, then its future
 //!   completes. To shut a core down, stop accepting, let in-flight requests finish (they
 //!   hold the handles), drop the core's handles, and await the loop.
+//! - **Spans only when traced.** When a request is submitted inside a span (the gateway's
+//!   request span, which exists only with tracing on), the request gets a `batch` span,
+//!   child of it, that ends when the request is answered; the flush gets a root `flush`
+//!   span, and the two are linked both ways with `follows_from` (span links in
+//!   OpenTelemetry). Outside any span nothing is created, so untraced requests pay one
+//!   thread-local look-up.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
+use tracing::{Instrument, Span};
 
 /// The bounds of one batcher. Validate them where the configuration is read; [`batcher`]
 /// asserts them.
@@ -99,6 +106,8 @@ type Answer<F> = Result<Vec<<F as Flusher>::Outcome>, <F as Flusher>::Error>;
 struct Request<F: Flusher> {
     events: Vec<F::Event>,
     reply: oneshot::Sender<Answer<F>>,
+    /// The request's `batch` span ([`Span::none`] when the submitter is not traced).
+    span: Span,
 }
 
 /// Submits requests to one batcher. Cheap to clone; the loop ends once every clone is
@@ -143,7 +152,8 @@ impl<F: Flusher> BatcherHandle<F> {
         }
         self.check_size(events.len())?;
         let (reply, answer) = oneshot::channel();
-        self.sender.try_send(Request { events, reply }).map_err(queue_error)?;
+        let span = batch_span(events.len());
+        self.sender.try_send(Request { events, reply, span }).map_err(queue_error)?;
         match answer.await {
             Ok(answer) => answer.map_err(SubmitError::Flush),
             Err(oneshot::error::RecvError { .. }) => Err(SubmitError::ShuttingDown),
@@ -162,6 +172,21 @@ impl<F: Flusher> BatcherHandle<F> {
         }
         Ok(())
     }
+}
+
+/// A `batch` span, child of the submitter's span, or none when the submitter has none.
+fn batch_span(events: usize) -> Span {
+    let parent = Span::current();
+    if parent.is_none() {
+        return Span::none();
+    }
+    tracing::info_span!(
+        parent: &parent,
+        "batch",
+        events,
+        batch.requests = tracing::field::Empty,
+        batch.events = tracing::field::Empty,
+    )
 }
 
 fn queue_error<T, E>(error: mpsc::error::TrySendError<T>) -> SubmitError<E> {
@@ -208,6 +233,8 @@ struct Batch<F: Flusher> {
     events: Vec<F::Event>,
     /// Per request, in the same order: how many events it has and where to answer.
     waiters: Vec<(usize, oneshot::Sender<Answer<F>>)>,
+    /// The requests' `batch` spans that exist (traced requests only).
+    spans: Vec<Span>,
 }
 
 impl<F: Flusher> Loop<F> {
@@ -247,8 +274,21 @@ impl<F: Flusher> Loop<F> {
         assert!(batch.events.len() <= self.batch_size_max, "batch exceeds batch_size_max");
         let (requests, events) = (batch.waiters.len(), batch.events.len());
         let started = Instant::now();
-        let answer = self.flusher.flush(batch.events).await;
-        self.observer.flushed(requests, events, started.elapsed());
+        let flush_span = flush_span(&batch.spans, requests, events);
+        let flush = self.flusher.flush(batch.events);
+        let answer = if flush_span.is_none() {
+            flush.await
+        } else {
+            flush.instrument(flush_span.clone()).await
+        };
+        let latency = started.elapsed();
+        self.observer.flushed(requests, events, latency);
+        if !flush_span.is_none() {
+            let duration_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+            flush_span.record("duration_us", duration_us);
+            flush_span.record("ok", answer.is_ok());
+        }
+        drop(flush_span);
         match answer {
             Ok(outcomes) => answer_outcomes::<F>(batch.waiters, outcomes, events),
             Err(error) => answer_error::<F>(batch.waiters, &error),
@@ -259,13 +299,42 @@ impl<F: Flusher> Loop<F> {
 impl<F: Flusher> Batch<F> {
     fn new(first: Request<F>) -> Self {
         let waiters = vec![(first.events.len(), first.reply)];
-        Self { events: first.events, waiters }
+        let spans = if first.span.is_none() { Vec::new() } else { vec![first.span] };
+        Self { events: first.events, waiters, spans }
     }
 
     fn push(&mut self, request: Request<F>) {
         self.waiters.push((request.events.len(), request.reply));
         self.events.extend(request.events);
+        if !request.span.is_none() {
+            self.spans.push(request.span);
+        }
     }
+}
+
+/// The root `flush` span, linked both ways to the `batch` span of every traced request
+/// in it; none when no request in the batch is traced.
+fn flush_span(batch_spans: &[Span], requests: usize, events: usize) -> Span {
+    if batch_spans.is_empty() {
+        return Span::none();
+    }
+    let flush = tracing::info_span!(
+        parent: None,
+        "flush",
+        requests,
+        events,
+        traced_requests = batch_spans.len(),
+        rows = tracing::field::Empty,
+        duration_us = tracing::field::Empty,
+        ok = tracing::field::Empty,
+    );
+    for batch in batch_spans {
+        batch.record("batch.requests", requests);
+        batch.record("batch.events", events);
+        flush.follows_from(batch);
+        batch.follows_from(&flush);
+    }
+    flush
 }
 
 /// Gives each waiter its own slice of `outcomes`, in order.

@@ -12,9 +12,11 @@ use storage::secrets::SecretSource;
 
 use crate::wire::EVENTS_MAX as REQUEST_EVENTS_MAX;
 
+pub mod observability;
 pub mod popia;
 pub mod security;
 
+pub use observability::{ObservabilityArgs, ObservabilityConfig, OtlpEndpoint};
 pub use popia::{PopiaArgs, PopiaConfig};
 pub use security::{ClientAuth, SecurityArgs, SecurityConfig, TlsConfig};
 
@@ -278,6 +280,9 @@ pub struct ServeArgs {
     /// POPIA flags (retention, key re-wrap).
     #[command(flatten)]
     pub popia: PopiaArgs,
+    /// Observability flags (traces, CloudWatch embedded metrics).
+    #[command(flatten)]
+    pub observability: ObservabilityArgs,
     /// Cores to run (one runtime, listener and batcher each); default: all cores.
     #[arg(long, env = "PROTEA_THREADS")]
     pub threads: Option<usize>,
@@ -322,6 +327,8 @@ pub struct Config {
     pub security: SecurityConfig,
     /// The POPIA jobs' schedule.
     pub popia: PopiaConfig,
+    /// Service name, span export and CloudWatch embedded metrics.
+    pub observability: ObservabilityConfig,
     /// Cores to run.
     pub threads: usize,
     /// Most events in one group commit.
@@ -393,6 +400,7 @@ impl ServeArgs {
             keys: self.storage.keys_source()?,
             security: self.security.validate()?,
             popia: self.popia.validate()?,
+            observability: self.observability.validate()?,
             threads,
             batch_size_max,
             queue_depth_max: within("queue-depth-max", self.queue_depth_max, 1..=1_000_000)?,

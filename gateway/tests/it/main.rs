@@ -36,6 +36,9 @@
 //! - [`audit_archive`]: `gateway audit-archive` on both stores to a bucket with Object Lock
 //!   on moto's S3: chunks, partial chunks, re-runs, the export's bytes, checksums and
 //!   metadata, and a tampered record that stops the run naming its seq.
+//! - [`telemetry`]: OpenTelemetry spans (request, batch, flush, their links and the
+//!   caller's `traceparent`) received by a real OTLP/HTTP endpoint in the test, trace ids
+//!   in the JSON logs, nothing sent without `--otlp-endpoint`, and CloudWatch EMF lines.
 //! - [`tls`]: TLS and mTLS end to end with certificates made at test time: ALPN, cipher
 //!   suites, HSTS, client certificates as tenant identities, handshake failures and
 //!   timeouts.
@@ -54,4 +57,5 @@ mod security;
 mod shared_state;
 mod stack;
 mod support;
+mod telemetry;
 mod tls;

@@ -289,3 +289,98 @@ async fn wrong_outcome_count_panics_the_loop_and_waiters_see_shutting_down() {
     })
     .await;
 }
+
+/// A subscriber that records the spans created (name, explicit parent), the
+/// `follows_from` links between them, and which span is entered, so `Span::current()`
+/// works as with any real subscriber.
+#[derive(Clone, Default)]
+struct SpanLog(Arc<Mutex<SpanLogInner>>);
+
+#[derive(Default)]
+struct SpanLogInner {
+    created: Vec<(&'static str, Option<u64>)>,
+    metadata: Vec<&'static tracing::Metadata<'static>>,
+    follows: Vec<(u64, u64)>,
+    entered: Vec<u64>,
+}
+
+impl SpanLog {
+    fn inner(&self) -> std::sync::MutexGuard<'_, SpanLogInner> {
+        self.0.lock().expect("not poisoned")
+    }
+
+    fn names(&self) -> Vec<&'static str> {
+        self.inner().created.iter().map(|(name, _)| *name).collect()
+    }
+}
+
+impl tracing::Subscriber for SpanLog {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+
+    fn new_span(&self, span: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        let mut inner = self.inner();
+        let parent = span.parent().map(tracing::span::Id::into_u64);
+        inner.created.push((span.metadata().name(), parent));
+        inner.metadata.push(span.metadata());
+        tracing::span::Id::from_u64(inner.created.len() as u64)
+    }
+
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+
+    fn record_follows_from(&self, span: &tracing::span::Id, follows: &tracing::span::Id) {
+        self.inner().follows.push((span.into_u64(), follows.into_u64()));
+    }
+
+    fn event(&self, _: &tracing::Event<'_>) {}
+
+    fn enter(&self, span: &tracing::span::Id) {
+        self.inner().entered.push(span.into_u64());
+    }
+
+    fn exit(&self, _: &tracing::span::Id) {
+        self.inner().entered.pop();
+    }
+
+    fn current_span(&self) -> tracing_core::span::Current {
+        let inner = self.inner();
+        match inner.entered.last() {
+            Some(&id) => {
+                let metadata = inner.metadata[usize::try_from(id - 1).expect("small ids")];
+                tracing_core::span::Current::new(tracing::span::Id::from_u64(id), metadata)
+            }
+            None => tracing_core::span::Current::none(),
+        }
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn untraced_requests_create_no_span_and_traced_ones_link_their_flush() {
+    use tracing::Instrument;
+    let log = SpanLog::default();
+    let _default = tracing::subscriber::set_default(log.clone());
+    on_local(async {
+        let (handle, mut rig) = Rig::new(10, 10);
+        let untraced = enqueue(handle.submit(vec![1]));
+        assert_eq!(rig.flush_started().await, [1]);
+        rig.release(1);
+        assert_eq!(untraced.await, Ok(vec![10]));
+        assert!(log.names().is_empty(), "no span for an untraced request: {:?}", log.names());
+
+        let request = tracing::info_span!("request");
+        let traced = enqueue(handle.submit(vec![2, 3]).instrument(request));
+        assert_eq!(rig.flush_started().await, [2, 3]);
+        rig.release(1);
+        assert_eq!(traced.await, Ok(vec![20, 30]));
+    })
+    .await;
+    let inner = log.inner();
+    let names: Vec<_> = inner.created.iter().map(|(name, _)| *name).collect();
+    assert_eq!(names, ["request", "batch", "flush"]);
+    let (request, batch, flush) = (1, 2, 3);
+    assert_eq!(inner.created[1].1, Some(request), "the batch span is the request's child");
+    assert_eq!(inner.created[2].1, None, "the flush span is a root: it serves many traces");
+    assert!(inner.follows.contains(&(flush, batch)), "the flush links the batch");
+    assert!(inner.follows.contains(&(batch, flush)), "the batch links the flush");
+}
