@@ -44,7 +44,7 @@ pub struct ObservabilityConfig {
     pub cloudwatch_emf_interval: Option<Duration>,
 }
 
-/// An OTLP/HTTP collector's base URL (`http://` or `https://`, no trailing slash).
+/// An OTLP/HTTP collector's base URL (`http://`, no trailing slash).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OtlpEndpoint {
     base_url: String,
@@ -87,12 +87,14 @@ fn service_name(name: &str) -> Result<String, ConfigError> {
 
 fn otlp_endpoint(url: &str) -> Result<OtlpEndpoint, ConfigError> {
     let base_url = url.trim_end_matches('/');
-    let rest = base_url.strip_prefix("http://").or_else(|| base_url.strip_prefix("https://"));
+    // Plain HTTP only: the collector is a sidecar on the task's loopback (the exporter is
+    // built without TLS).
+    let rest = base_url.strip_prefix("http://");
     let host_ok = rest.is_some_and(|rest| !rest.is_empty() && !rest.contains(char::is_whitespace));
     if !host_ok || url.contains('@') {
         return Err(invalid(
             "otlp-endpoint",
-            "must be an http:// or https:// URL like http://127.0.0.1:4318, without credentials",
+            "must be an http:// URL like http://127.0.0.1:4318 (a local collector), without credentials",
         ));
     }
     Ok(OtlpEndpoint { base_url: base_url.to_owned() })
@@ -130,6 +132,7 @@ mod tests {
         assert_eq!(key(args("protea", Some("127.0.0.1:4318"), false, 60)), "otlp-endpoint");
         assert_eq!(key(args("protea", Some("http://u:p@host:4318"), false, 60)), "otlp-endpoint");
         assert_eq!(key(args("protea", Some("http://"), false, 60)), "otlp-endpoint");
+        assert_eq!(key(args("protea", Some("https://collector:4318"), false, 60)), "otlp-endpoint");
         assert_eq!(key(args("protea", None, true, 0)), "cloudwatch-emf-interval-seconds");
         assert_eq!(key(args("protea", None, true, 3601)), "cloudwatch-emf-interval-seconds");
     }
