@@ -14,8 +14,6 @@
 //! archives the chunk before it, stops naming the record's seq, and uploads nothing
 //! holding it.
 
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_s3::types::{
@@ -24,14 +22,12 @@ use aws_sdk_s3::types::{
 };
 use http::{Method, StatusCode};
 use serde_json::Value;
-use storage::CoreStore;
 use storage::audit::{ActorKind, NewAuditRecord, Outcome};
-use storage::embedded::{Embedded, EmbeddedConfig};
-use storage::postgres::{PgSettings, PgStore};
 use storage::secrets::{AwsBounds, AwsSettings};
 use tempfile::TempDir;
 
 use crate::pg_cluster::{self, TestDatabase};
+use crate::popia::{DirectStore, open_direct_store, tamper_store};
 use crate::support::{self, Api, Finished, Gateway};
 
 /// Records per archived object in these tests.
@@ -126,39 +122,13 @@ impl Site {
 
     /// The store, opened directly (no gateway may run on the embedded one).
     fn open_store(&self) -> DirectStore {
-        match &self.db {
-            None => {
-                let config = EmbeddedConfig::in_dir(self.dir.path());
-                let store = Arc::new(Embedded::open(&config).expect("opening the embedded store"));
-                DirectStore {
-                    core: Some(CoreStore::Embedded(store.clone())),
-                    embedded: Some(store),
-                }
-            }
-            Some(db) => {
-                let config: tokio_postgres::Config =
-                    db.conninfo().parse().expect("the test database's conninfo");
-                let limits = pool::pg::ConnectLimits {
-                    connect_timeout: Duration::from_secs(5),
-                    statement_timeout: Duration::from_secs(30),
-                };
-                let connector =
-                    Arc::new(pool::pg::Connector::new(config, pool::pg::Tls::Off, limits));
-                let settings = PgSettings {
-                    read_pool_size_max: 2,
-                    pool_wait_timeout: Duration::from_secs(10),
-                    expire_batch_max: 0,
-                };
-                let core = PgStore::new(connector, settings).core().expect("a PostgreSQL core");
-                DirectStore { core: Some(CoreStore::Postgres(Box::new(core))), embedded: None }
-            }
-        }
+        open_direct_store(self.dir.path(), self.db.as_ref())
     }
 
     /// Appends records until the trail's head is `head`; returns the seqs appended.
     async fn append_until(&self, head: u64) -> Vec<u64> {
         let store = self.open_store();
-        let now = store.head().await;
+        let now = head_of(&store).await;
         assert!(now <= head, "the head is {now} already");
         let records = (now..head).map(|_| record(unix_now_ns())).collect();
         let seqs = store.core().append_audit(records).await.expect("appending audit records");
@@ -169,7 +139,7 @@ impl Site {
     /// The trail's head seq.
     async fn head(&self) -> u64 {
         let store = self.open_store();
-        let head = store.head().await;
+        let head = head_of(&store).await;
         store.close();
         head
     }
@@ -230,27 +200,9 @@ impl Object {
     }
 }
 
-/// The store opened by the test; [`DirectStore::close`] releases it.
-struct DirectStore {
-    core: Option<CoreStore>,
-    embedded: Option<Arc<Embedded>>,
-}
-
-impl DirectStore {
-    fn core(&self) -> &CoreStore {
-        self.core.as_ref().expect("an open store")
-    }
-
-    async fn head(&self) -> u64 {
-        self.core().audit_head().await.expect("reading the head").map_or(0, |(seq, _)| seq)
-    }
-
-    fn close(mut self) {
-        drop(self.core.take());
-        if let Some(store) = self.embedded.take() {
-            store.close();
-        }
-    }
+/// The trail's head seq (0 when empty).
+async fn head_of(store: &DirectStore) -> u64 {
+    store.core().audit_head().await.expect("reading the head").map_or(0, |(seq, _)| seq)
 }
 
 /// A system record made at `at_ns`.
@@ -401,50 +353,11 @@ async fn compare_with_export(site: &Site, objects: &[Object]) {
 /// store, as in `popia::audit_tampering_is_detected`: a superuser with the triggers
 /// disabled, or the redb row rewritten (no gateway runs).
 async fn tamper(site: &Site, seq: u64) {
-    match &site.db {
-        Some(db) => {
-            let mut client = pg_cluster::connect(&db.conninfo()).await;
-            let txn = client.transaction().await.expect("a transaction");
-            txn.batch_execute("ALTER TABLE audit_records DISABLE TRIGGER USER")
-                .await
-                .expect("disable");
-            let seq = i64::try_from(seq).expect("a bigint seq");
-            let changed = txn
-                .execute(
-                    "UPDATE audit_records SET action = $2 WHERE seq = $1 AND action = $3",
-                    &[&seq, &TAMPERED_ACTION, &ACTION],
-                )
-                .await
-                .expect("the tampering UPDATE");
-            assert_eq!(changed, 1, "one record changed");
-            txn.batch_execute("ALTER TABLE audit_records ENABLE TRIGGER USER")
-                .await
-                .expect("enable");
-            txn.commit().await.expect("commit");
-        }
-        None => {
-            use redb::{ReadableTable, TableDefinition};
-            const AUDIT_RECORDS: TableDefinition<u64, &[u8]> =
-                TableDefinition::new("audit_records");
-            let path: PathBuf = site.dir.path().join(storage::embedded::DATABASE_FILE);
-            let db = redb::Database::open(&path).expect("opening the redb file");
-            let txn = db.begin_write().expect("a write transaction");
-            {
-                let mut table = txn.open_table(AUDIT_RECORDS).expect("the audit_records table");
-                let mut row =
-                    table.get(seq).expect("reading").expect("the record's row").value().to_vec();
-                let mut needle = u32::try_from(ACTION.len()).expect("short").to_be_bytes().to_vec();
-                needle.extend_from_slice(ACTION.as_bytes());
-                let at: Vec<usize> =
-                    (0..row.len()).filter(|&i| row[i..].starts_with(&needle)).collect();
-                assert_eq!(at.len(), 1, "the action appears once in the row");
-                row[at[0] + 4..at[0] + 4 + ACTION.len()]
-                    .copy_from_slice(TAMPERED_ACTION.as_bytes());
-                table.insert(seq, row.as_slice()).expect("rewriting the row");
-            }
-            txn.commit().expect("commit");
-        }
-    }
+    let superuser = match &site.db {
+        Some(db) => Some(pg_cluster::connect(&db.conninfo()).await),
+        None => None,
+    };
+    tamper_store(site.dir.path(), superuser, seq, ACTION, TAMPERED_ACTION).await;
 }
 
 /// See the module doc.

@@ -163,33 +163,7 @@ impl Site {
     /// redb allows one process).
     fn open_store(&self) -> DirectStore {
         assert!(self.gateway.is_none(), "stop the gateway before opening its store");
-        match &self.db {
-            None => {
-                let config = EmbeddedConfig::in_dir(self.dir.path());
-                let store = Arc::new(Embedded::open(&config).expect("opening the embedded store"));
-                DirectStore {
-                    core: Some(CoreStore::Embedded(store.clone())),
-                    embedded: Some(store),
-                }
-            }
-            Some(db) => {
-                let config: tokio_postgres::Config =
-                    db.conninfo().parse().expect("the test database's conninfo");
-                let limits = pool::pg::ConnectLimits {
-                    connect_timeout: Duration::from_secs(5),
-                    statement_timeout: Duration::from_secs(30),
-                };
-                let connector =
-                    Arc::new(pool::pg::Connector::new(config, pool::pg::Tls::Off, limits));
-                let settings = PgSettings {
-                    read_pool_size_max: 2,
-                    pool_wait_timeout: Duration::from_secs(10),
-                    expire_batch_max: 0,
-                };
-                let core = PgStore::new(connector, settings).core().expect("a PostgreSQL core");
-                DirectStore { core: Some(CoreStore::Postgres(Box::new(core))), embedded: None }
-            }
-        }
+        open_direct_store(self.dir.path(), self.db.as_ref())
     }
 
     /// What an attacker with the files reads (the gateway must be stopped): every file
@@ -253,14 +227,42 @@ impl Site {
     }
 }
 
+/// The store in `dir` (embedded) or in `db` (PostgreSQL), opened directly as the gateway
+/// opens it; no gateway may run on the embedded one (redb allows one process).
+pub(crate) fn open_direct_store(dir: &std::path::Path, db: Option<&TestDatabase>) -> DirectStore {
+    match db {
+        None => {
+            let config = EmbeddedConfig::in_dir(dir);
+            let store = Arc::new(Embedded::open(&config).expect("opening the embedded store"));
+            DirectStore { core: Some(CoreStore::Embedded(store.clone())), embedded: Some(store) }
+        }
+        Some(db) => {
+            let config: tokio_postgres::Config =
+                db.conninfo().parse().expect("the test database's conninfo");
+            let limits = pool::pg::ConnectLimits {
+                connect_timeout: Duration::from_secs(5),
+                statement_timeout: Duration::from_secs(30),
+            };
+            let connector = Arc::new(pool::pg::Connector::new(config, pool::pg::Tls::Off, limits));
+            let settings = PgSettings {
+                read_pool_size_max: 2,
+                pool_wait_timeout: Duration::from_secs(10),
+                expire_batch_max: 0,
+            };
+            let core = PgStore::new(connector, settings).core().expect("a PostgreSQL core");
+            DirectStore { core: Some(CoreStore::Postgres(Box::new(core))), embedded: None }
+        }
+    }
+}
+
 /// The store opened by the test; [`DirectStore::close`] releases it.
-struct DirectStore {
+pub(crate) struct DirectStore {
     core: Option<CoreStore>,
     embedded: Option<Arc<Embedded>>,
 }
 
 impl DirectStore {
-    fn core(&self) -> &CoreStore {
+    pub(crate) fn core(&self) -> &CoreStore {
         self.core.as_ref().expect("an open store")
     }
 
@@ -275,7 +277,7 @@ impl DirectStore {
     }
 
     /// Closes the store (the embedded one's writer stops and its lock is released).
-    fn close(mut self) {
+    pub(crate) fn close(mut self) {
         drop(self.core.take());
         if let Some(store) = self.embedded.take() {
             store.close();
@@ -646,10 +648,27 @@ async fn consent(backend: Backend) {
 /// file is rewritten while the gateway is stopped (the record's row is
 /// `0x01 ++ prev_hash ++ hash ++ canonical bytes`, the action a length-prefixed text).
 pub(crate) async fn tamper(site: &Site, seq: u64, from: &str, to: &str) {
+    let superuser = match site.backend {
+        Backend::Postgres => Some(site.superuser().await),
+        Backend::Embedded => {
+            assert!(site.gateway.is_none(), "stop the gateway before rewriting its file");
+            None
+        }
+    };
+    tamper_store(site.dir.path(), superuser, seq, from, to).await;
+}
+
+/// [`tamper`] on the store in `dir`, or through `superuser` on PostgreSQL.
+pub(crate) async fn tamper_store(
+    dir: &std::path::Path,
+    superuser: Option<tokio_postgres::Client>,
+    seq: u64,
+    from: &str,
+    to: &str,
+) {
     assert_eq!(from.len(), to.len(), "a same-length action keeps the row's layout");
-    match site.backend {
-        Backend::Postgres => {
-            let mut client = site.superuser().await;
+    match superuser {
+        Some(mut client) => {
             let txn = client.transaction().await.expect("a transaction");
             txn.batch_execute("ALTER TABLE audit_records DISABLE TRIGGER USER")
                 .await
@@ -668,12 +687,11 @@ pub(crate) async fn tamper(site: &Site, seq: u64, from: &str, to: &str) {
                 .expect("enable");
             txn.commit().await.expect("commit");
         }
-        Backend::Embedded => {
+        None => {
             use redb::{ReadableTable, TableDefinition};
             const AUDIT_RECORDS: TableDefinition<u64, &[u8]> =
                 TableDefinition::new("audit_records");
-            assert!(site.gateway.is_none(), "stop the gateway before rewriting its file");
-            let path = site.dir.path().join(storage::embedded::DATABASE_FILE);
+            let path = dir.join(storage::embedded::DATABASE_FILE);
             let db = redb::Database::open(&path).expect("opening the redb file");
             let txn = db.begin_write().expect("a write transaction");
             {
