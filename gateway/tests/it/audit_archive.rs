@@ -27,7 +27,7 @@ use storage::secrets::{AwsBounds, AwsSettings};
 use tempfile::TempDir;
 
 use crate::pg_cluster::{self, TestDatabase};
-use crate::popia::{DirectStore, open_direct_store, tamper_store};
+use crate::popia_site::{DirectStore, open_direct_store, tamper_store};
 use crate::support::{self, Api, Finished, Gateway};
 
 /// Records per archived object in these tests.

@@ -53,6 +53,7 @@ mod pg_faults;
 mod pg_multi_process;
 mod pg_secrets;
 mod popia;
+mod popia_site;
 mod security;
 mod shared_state;
 mod stack;

@@ -28,7 +28,7 @@ use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::pg_cluster::TestDatabase;
-use crate::popia::{self, Backend, Site};
+use crate::popia_site::{self as popia, Backend, Site};
 use crate::support::{self, Api, Gateway, SHARED_KEYS, uuid};
 
 /// Bound on every wait for Prometheus or a background job.
