@@ -22,6 +22,9 @@
 //!   purpose check, a tampered audit record named by verify, KEK rotation with the data keys
 //!   re-wrapped, an erasure that leaves no plaintext in the store's bytes or the logs, the
 //!   compliance report and its roles, retention purging aged fields, the breach register.
+//! - [`popia_site`]: the fixture those tests share with `observability` and
+//!   `audit_archive` (a backend's data and its gateway, the store opened directly, the
+//!   trail tampered with around the store).
 //! - [`shared_state`]: what several processes share through real services: operator
 //!   sessions in DynamoDB (moto) cached in Redis, or in PostgreSQL without AWS; one global
 //!   rate limit in Redis, and the local fallback (with its metrics and log) when Redis is
